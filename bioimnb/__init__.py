@@ -1,0 +1,63 @@
+"""bioimnb: bioimage data management from Jupyter notebooks.
+
+The public face.  Heavy modules load on first use, so ``import bioimnb`` stays cheap (the
+server extension and the ``%bioim`` magic import this package at start-up).
+
+>>> import bioimnb
+>>> img = bioimnb.open_image("cells.ome.tiff")      # reads headers only
+>>> img.levels[-1].compute()                         # coarsest pyramid level
+>>> page = bioimnb.browse("s3://bucket/project/").list(page_size=50)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BioimnbError",
+    "Location",
+    "MultiscaleImage",
+    "__version__",
+    "browse",
+    "open_image",
+]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .core.errors import BioimnbError
+    from .core.images import MultiscaleImage, open_image
+    from .core.locations import Location, browse
+
+_LAZY = {
+    "open_image": "bioimnb.core.images",
+    "MultiscaleImage": "bioimnb.core.images",
+    "browse": "bioimnb.core.locations",
+    "Location": "bioimnb.core.locations",
+    "BioimnbError": "bioimnb.core.errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bioimnb' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where the prebuilt JupyterLab extension lives (used by ``jupyter labextension develop``)."""
+    return [{"src": "labextension", "dest": "bioimnb"}]
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """The Jupyter server extension: ``bioimnb.server._load_jupyter_server_extension``."""
+    return [{"module": "bioimnb.server"}]

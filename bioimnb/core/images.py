@@ -1,0 +1,347 @@
+"""``open_image``: any bioimage from any storage, as a lazy multiscale image.
+
+Opening reads headers and metadata only.  Pixels are read when a dask array is computed or a
+region is requested with :meth:`MultiscaleImage.read`, and then only the chunks (TIFF tiles or
+strips, zarr chunks, CZI subblocks) the request touches.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import BioimnbError, CorruptFile, SourceNotFound, UnsupportedFormat
+from .formats import format_for_name, sniff, zarr_like_name
+from .readers.base import Backend, Channel, PhysicalSize, SceneData
+from .storage import Resolved, read_head, resolve, storage_errors
+
+if TYPE_CHECKING:  # pragma: no cover
+    import dask.array as da
+    from ome_types import OME
+
+__all__ = ["MultiscaleImage", "PhysicalSize", "Channel", "open_image"]
+
+_SNIFF_TO_BIOIO = {"nd2": "ND2", "lif": "LIF", "dv": "DeltaVision", "png": "PNG", "jpeg": "JPEG"}
+
+
+class MultiscaleImage:
+    """One scene of an opened image, as a pyramid of lazy arrays in TCZYX(S) order.
+
+    Attributes read no pixels.  ``levels[0]`` is full resolution; each further level is the
+    file's own reduced resolution, or, for files without a pyramid, a virtual level sampled on
+    demand (``virtual_pyramid`` is then True).
+    """
+
+    def __init__(self, backend: Backend, scene: int = 0, *, _data: SceneData | None = None) -> None:
+        self._backend = backend
+        self._scene = scene
+        self._data_override = _data
+
+    # -- where it comes from -----------------------------------------------------------
+    @property
+    def source(self) -> str:
+        """The source as given (credentials and query strings removed)."""
+        return self._backend.source
+
+    @property
+    def format(self) -> str:
+        """File format, e.g. ``"OME-TIFF"``, ``"OME-Zarr"``, ``"CZI"``."""
+        return self._backend.format_name
+
+    @property
+    def reader(self) -> str:
+        """The library that reads the pixels, e.g. ``"tifffile"``, ``"zarr"``, ``"bioio-czi"``."""
+        return self._backend.reader_name
+
+    # -- scenes --------------------------------------------------------------------------
+    @property
+    def scenes(self) -> list[str]:
+        return list(self._backend.scene_names)
+
+    @property
+    def scene_index(self) -> int:
+        return self._scene
+
+    @property
+    def scene(self) -> str:
+        return self._data.name
+
+    def select_scene(self, scene: int | str) -> MultiscaleImage:
+        """The same file, another scene (by index or by name)."""
+        names = self.scenes
+        if isinstance(scene, str) and not scene.lstrip("-").isdigit():
+            if scene not in names:
+                shown = ", ".join(repr(n) for n in names[:10]) + (" ..." if len(names) > 10 else "")
+                raise BioimnbError(self.source, f"no scene named {scene!r}; scenes are {shown}")
+            index = names.index(scene)
+        else:
+            index = int(scene)
+            if index < 0:
+                index += len(names)
+            if not 0 <= index < len(names):
+                raise BioimnbError(self.source, f"no scene {scene}; the file has {len(names)} scene(s)")
+        return MultiscaleImage(self._backend, index)
+
+    @property
+    def _data(self) -> SceneData:
+        if self._data_override is not None:
+            return self._data_override
+        return self._backend.scene(self._scene)
+
+    # -- geometry ------------------------------------------------------------------------
+    @property
+    def axes(self) -> str:
+        """``"TCZYX"``, or ``"TCZYXS"`` when pixels hold RGB(A) samples."""
+        return self._data.levels[0].axis_map.target
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._data.levels[0].dtype
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._data.levels[0].shape
+
+    @property
+    def level_shapes(self) -> list[tuple[int, ...]]:
+        return [lv.shape for lv in self._data.levels]
+
+    @property
+    def chunk_shapes(self) -> list[tuple[int, ...]]:
+        """The storage chunk (tile) of each level, in canonical axis order."""
+        return [lv.chunk_shape for lv in self._data.levels]
+
+    @property
+    def levels(self) -> list[da.Array]:
+        """One lazy dask array per pyramid level, level 0 = full resolution."""
+        return [lv.dask for lv in self._data.levels]
+
+    @property
+    def n_levels(self) -> int:
+        return len(self._data.levels)
+
+    @property
+    def virtual_pyramid(self) -> bool:
+        """True when levels after 0 are sampled on demand rather than stored in the file."""
+        return self._data.virtual_pyramid
+
+    def level_for_downsample(self, factor: float) -> int:
+        """The finest level whose downsampling (in X) does not exceed ``factor``."""
+        nx0 = self.shape[4]
+        best = 0
+        for i, shp in enumerate(self.level_shapes):
+            if nx0 / max(1, shp[4]) <= factor * 1.0001:
+                best = i
+        return best
+
+    # -- physical and channel metadata ---------------------------------------------------
+    @property
+    def physical_size(self) -> PhysicalSize:
+        """Level-0 pixel size in micrometres (``None`` per axis where the file does not say)."""
+        return self._data.physical_size
+
+    @property
+    def channels(self) -> list[Channel]:
+        return list(self._data.channels)
+
+    @property
+    def channel_names(self) -> list[str]:
+        return [c.name for c in self._data.channels]
+
+    @property
+    def channel_colors(self) -> list[str]:
+        return [c.color for c in self._data.channels]
+
+    @cached_property
+    def ome(self) -> OME:
+        """The OME model (ome-types): the file's own OME-XML, or one built from what is known."""
+        build = self._data.ome
+        if build is None:
+            from .ome import synthesize_ome
+
+            d = self._data
+            return synthesize_ome([(d.name, self.shape, self.dtype, d.physical_size, d.channels)])
+        with storage_errors(self.source):
+            return build()
+
+    # -- labels (OME-Zarr) -----------------------------------------------------------------
+    @property
+    def labels(self) -> list[str]:
+        return list(self._data.labels)
+
+    def label(self, name: str) -> MultiscaleImage:
+        """A label image of this scene (OME-Zarr ``labels/<name>``) as its own multiscale image."""
+        if name not in self._data.labels:
+            raise BioimnbError(self.source, f"no label image {name!r}; labels are {self.labels}")
+        return MultiscaleImage(self._backend, self._scene, _data=self._data.labels[name]())
+
+    # -- pixels --------------------------------------------------------------------------
+    def read(self, level: int = 0, **selection: int | slice) -> np.ndarray:
+        """Read a region of one level into memory, touching only the chunks it overlaps.
+
+        Selection by axis letter (``t``, ``c``, ``z``, ``y``, ``x``, ``s``): an int picks one
+        index and drops the axis; a slice keeps it.  Unnamed axes are read whole.
+
+        >>> img.read(level=2, t=0, z=0, y=slice(0, 256), x=slice(0, 256))  # (C, 256, 256)
+        """
+        lv = self._data.levels[level]
+        axes = lv.axis_map.target
+        unknown = set(k.upper() for k in selection) - set(axes)
+        if unknown:
+            raise ValueError(f"unknown axes {sorted(unknown)}; this image has axes {axes}")
+        key = tuple(selection.get(a.lower(), selection.get(a, slice(None))) for a in axes)
+        with storage_errors(self.source):
+            return lv.read(key)
+
+    # -- description ---------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        return dict(self._backend.status())
+
+    def scene_info(self) -> dict[str, Any]:
+        d = self._data
+        info: dict[str, Any] = {
+            "index": self._scene,
+            "name": d.name,
+            "axes": self.axes,
+            "shape": list(self.shape),
+            "dtype": str(self.dtype),
+            "levels": [list(s) for s in self.level_shapes],
+            "physical_size_um": d.physical_size.to_dict(),
+            "channels": self.channel_names,
+            "channel_colors": self.channel_colors,
+            "virtual_pyramid": d.virtual_pyramid,
+        }
+        if d.labels:
+            info["labels"] = list(d.labels)
+        return info
+
+    def describe(self) -> dict[str, Any]:
+        """Every scene of the source, as ``bioimnb info --json`` prints it."""
+        out: dict[str, Any] = {
+            "source": self.source,
+            "format": self.format,
+            "reader": self.reader,
+            "scenes": [self.select_scene(i).scene_info() for i in range(len(self.scenes))],
+        }
+        out.update(self.status())
+        return out
+
+    # -- lifetime ------------------------------------------------------------------------
+    def close(self) -> None:
+        self._backend.close()
+
+    def __enter__(self) -> MultiscaleImage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        try:
+            levels = " > ".join("x".join(map(str, s[3:5])) for s in self.level_shapes)
+            px = self.physical_size
+            size = f", {px.X:g} um/px" if px.X else ""
+            return (
+                f"<MultiscaleImage {self.format} {self.source!r} scene {self._scene} "
+                f"({self.scene!r}) {self.axes} {self.shape} {self.dtype}{size}; levels {levels}>"
+            )
+        except Exception:  # noqa: BLE001 - repr must never raise
+            return f"<MultiscaleImage {self.source!r}>"
+
+
+def _stat(res: Resolved) -> tuple[bool, int]:
+    """(is a directory, size in bytes)."""
+    if res.local:
+        try:
+            st = os.stat(res.path)
+        except FileNotFoundError as exc:
+            raise SourceNotFound(res.url, "no such file or directory") from exc
+        except PermissionError as exc:
+            raise BioimnbError(res.url, "permission denied") from exc
+        if stat.S_ISDIR(st.st_mode):
+            return True, 0
+        if not os.access(res.path, os.R_OK):
+            from .errors import AccessDenied
+
+            raise AccessDenied(res.url, "permission denied")
+        return False, st.st_size
+    with storage_errors(res.url):
+        try:
+            info = res.fs.info(res.path)
+        except FileNotFoundError:
+            if zarr_like_name(res.path):
+                return True, 0  # object stores and HTTP have no directory entries to stat
+            raise
+    is_dir = info.get("type") == "directory"
+    return is_dir, int(info.get("size") or 0)
+
+
+def _open_backend(res: Resolved) -> Backend:
+    is_dir, size = _stat(res)
+    name = res.name
+    if is_dir:
+        from .readers.zarr_ngff import open_zarr
+
+        if res.local and not zarr_like_name(name):
+            markers = ("zarr.json", ".zgroup", ".zarray", ".zattrs")
+            if not any(os.path.exists(os.path.join(res.path, m)) for m in markers):
+                raise UnsupportedFormat(res.url, "is a folder, not an image (list it with `bioimnb ls`)")
+        return open_zarr(res)
+    fmt = format_for_name(name)
+    if size == 0:
+        raise CorruptFile(res.url, "file is empty (0 bytes)")
+    if fmt is not None and fmt.family == "slide":
+        from .readers.slide import OpenSlideBackend
+
+        return OpenSlideBackend(res, fmt.name)
+    head = read_head(res, 512)
+    kind = sniff(head)
+    if kind == "tiff":
+        from .readers.tiff import open_tiff
+
+        return open_tiff(res, size)
+    if kind == "czi":
+        from .readers.bioio_formats import open_czi
+
+        return open_czi(res)
+    if kind in _SNIFF_TO_BIOIO:
+        from .readers.bioio_formats import BioioBackend
+
+        return BioioBackend(res, kind, _SNIFF_TO_BIOIO[kind])
+    if kind == "hdf5":
+        raise UnsupportedFormat(res.url, "HDF5-based image formats (Imaris .ims, ...) are not supported yet")
+    expected = f"a {fmt.name} file" if fmt else "an image"
+    if kind == "text":
+        raise CorruptFile(res.url, f"not {expected}: the content is text")
+    if fmt is not None:
+        raise CorruptFile(res.url, f"not {expected}: unrecognised content signature {head[:8]!r}")
+    raise UnsupportedFormat(res.url, "unsupported format (bioimnb reads OME-TIFF/TIFF, OME-Zarr, CZI, ND2, LIF, DeltaVision, whole-slide formats, PNG, JPEG)")
+
+
+def open_image(source: str | os.PathLike[str] | MultiscaleImage, scene: int | str | None = None, **storage_options: Any) -> MultiscaleImage:
+    """Open an image lazily: headers and metadata now, pixels only when asked for.
+
+    ``source`` is a local path or any fsspec URL (``s3://bucket/x.ome.zarr``,
+    ``https://host/slide.svs``, ...).  ``storage_options`` go to the filesystem (for S3:
+    ``endpoint_url``, ``key``, ``secret``, ``anon``, ...); credentials otherwise come from the
+    environment.  ``scene`` selects a scene by index or name (default: the first).
+    """
+    if isinstance(source, MultiscaleImage):
+        return source if scene is None else source.select_scene(scene)
+    res = resolve(source, **storage_options)
+    backend = _open_backend(res)
+    try:
+        image = MultiscaleImage(backend, 0)
+        if not backend.scene_names:
+            raise CorruptFile(res.url, "contains no image")
+        if scene is not None:
+            image = image.select_scene(scene)
+        image._data  # noqa: B018 - load the scene's headers now so bad files fail at open
+    except BaseException:
+        backend.close()
+        raise
+    return image

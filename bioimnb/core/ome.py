@@ -1,0 +1,127 @@
+"""OME metadata: safe parsing of OME-XML and an OME model for files that carry none.
+
+OME-XML comes from untrusted files.  Documents with a DOCTYPE (the vehicle of entity-expansion
+and external-entity attacks) or larger than :data:`MAX_XML_BYTES` are refused before any parser
+sees them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import CorruptFile
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ome_types import OME
+
+    from .readers.base import Channel, PhysicalSize
+
+__all__ = ["MAX_XML_BYTES", "check_xml", "color_hex", "parse_ome_xml", "synthesize_ome"]
+
+MAX_XML_BYTES = 256 * 2**20
+_DOCTYPE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+
+
+def check_xml(xml: str | bytes, source: object) -> bytes:
+    data = xml.encode("utf-8") if isinstance(xml, str) else bytes(xml)
+    if len(data) > MAX_XML_BYTES:
+        raise CorruptFile(source, f"XML metadata of {len(data)} bytes is larger than the {MAX_XML_BYTES} byte limit")
+    if _DOCTYPE.search(data[:65536]) or _DOCTYPE.search(data):
+        raise CorruptFile(source, "XML metadata declares a DOCTYPE or ENTITY; refused as unsafe")
+    return data
+
+
+def parse_ome_xml(xml: str | bytes, source: object) -> OME:
+    """Parse OME-XML into an ome-types model, refusing unsafe or malformed documents."""
+    from ome_types import from_xml
+
+    data = check_xml(xml, source)
+    try:
+        return from_xml(data.decode("utf-8", errors="replace"), validate=False)
+    except Exception as exc:  # ome-types raises several parser-specific errors
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CorruptFile(source, f"invalid OME-XML metadata ({first[:200]})") from exc
+
+
+def color_hex(color: Any) -> str | None:
+    """An OME/ome-types/NGFF colour as ``RRGGBB``; None when absent or unreadable."""
+    if color is None:
+        return None
+    if hasattr(color, "as_rgb_tuple"):
+        r, g, b = color.as_rgb_tuple()[:3]
+        return f"{r:02X}{g:02X}{b:02X}"
+    if isinstance(color, int):  # OME signed 32-bit RGBA
+        value = color & 0xFFFFFFFF
+        return f"{value >> 24 & 255:02X}{value >> 16 & 255:02X}{value >> 8 & 255:02X}"
+    text = str(color).strip().lstrip("#")
+    if re.fullmatch(r"[0-9a-fA-F]{6}([0-9a-fA-F]{2})?", text):
+        return text[:6].upper()
+    return None
+
+
+_PIXEL_TYPES = {
+    "int8": "int8",
+    "int16": "int16",
+    "int32": "int32",
+    "uint8": "uint8",
+    "uint16": "uint16",
+    "uint32": "uint32",
+    "float32": "float",
+    "float64": "double",
+    "complex64": "complexfloat",
+    "complex128": "complexdouble",
+    "bool": "bit",
+}
+
+
+def synthesize_ome(
+    scenes: Sequence[tuple[str, tuple[int, ...], Any, PhysicalSize, Sequence[Channel]]],
+) -> OME:
+    """An OME model for files that carry no OME-XML, from what the reader knows.
+
+    Each scene is ``(name, TCZYX(S) shape, dtype, physical size, channels)``.
+    """
+    from ome_types import OME
+    from ome_types.model import Channel as OMEChannel
+    from ome_types.model import Color, Image, Pixels
+
+    images = []
+    for index, (name, shape, dtype, phys, channels) in enumerate(scenes):
+        t, c, z, y, x = shape[:5]
+        samples = shape[5] if len(shape) > 5 else 1
+        pixel_type = _PIXEL_TYPES.get(np.dtype(dtype).name, "uint16")
+        ome_channels = [
+            OMEChannel(
+                id=f"Channel:{index}:{i}",
+                name=ch.name,
+                samples_per_pixel=samples,
+                color=Color("#" + ch.color),
+            )
+            for i, ch in enumerate(channels)
+        ]
+        extra: dict[str, Any] = {}
+        if phys.X is not None:
+            extra["physical_size_x"] = phys.X
+        if phys.Y is not None:
+            extra["physical_size_y"] = phys.Y
+        if phys.Z is not None:
+            extra["physical_size_z"] = phys.Z
+        pixels = Pixels(
+            id=f"Pixels:{index}",
+            dimension_order="XYZCT",
+            type=pixel_type,
+            size_x=x,
+            size_y=y,
+            size_z=z,
+            size_c=c * samples,
+            size_t=t,
+            channels=ome_channels,
+            metadata_only=True,
+            **extra,
+        )
+        images.append(Image(id=f"Image:{index}", name=name, pixels=pixels))
+    return OME(images=images, creator="bioimnb")

@@ -1,0 +1,175 @@
+"""Where bytes live: local paths and any fsspec URL (s3://, http(s)://, gs://, memory://, ...).
+
+``resolve(source, **storage_options)`` gives an fsspec filesystem and a path on it.  Credentials
+and endpoints come from ``storage_options`` or from the usual environment and config files
+(``AWS_*``, ``~/.aws``); they stay inside the filesystem object and are never logged or shown:
+errors name the source through :func:`bioimnb.core.errors.display_source`.
+
+Remote filesystems get short connect timeouts and few retries, so an unreachable endpoint is
+reported within seconds instead of after minutes of back-off.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from .errors import (
+    AccessDenied,
+    BioimnbError,
+    SourceNotFound,
+    StorageUnreachable,
+)
+
+__all__ = ["Resolved", "is_local", "read_head", "resolve", "storage_errors"]
+
+_S3_DEFAULTS: dict[str, Any] = {
+    "config_kwargs": {
+        "connect_timeout": 5,
+        "read_timeout": 60,
+        "retries": {"max_attempts": 2, "mode": "standard"},
+    },
+}
+
+
+@dataclass(frozen=True)
+class Resolved:
+    fs: fsspec.AbstractFileSystem
+    path: str
+    """Path on ``fs`` (no protocol for remote filesystems, absolute for local ones)."""
+    url: str
+    """The source as given, normalised (absolute for local paths)."""
+    options: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """The storage options the filesystem was made with (may hold credentials: never show)."""
+
+    @property
+    def local(self) -> bool:
+        return is_local(self.fs)
+
+    @property
+    def name(self) -> str:
+        return self.path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    return isinstance(fs, LocalFileSystem)
+
+
+def _merge(defaults: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    out = dict(defaults)
+    for key, value in options.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _http_defaults() -> dict[str, Any]:
+    import aiohttp
+
+    return {"client_kwargs": {"timeout": aiohttp.ClientTimeout(total=None, connect=5, sock_read=60)}}
+
+
+def resolve(source: str | os.PathLike[str], **storage_options: Any) -> Resolved:
+    """Split a source into (filesystem, path).  Local paths are made absolute."""
+    text = os.fspath(source)
+    if "://" not in text or text.startswith("file://"):
+        if text.startswith("file://"):
+            text = text[len("file://") :]
+        path = os.path.abspath(os.path.expanduser(text))
+        return Resolved(LocalFileSystem(), path, path)
+    protocol = text.split("://", 1)[0].lower()
+    if protocol in ("s3", "s3a"):
+        options = _merge(_S3_DEFAULTS, storage_options)
+    elif protocol in ("http", "https"):
+        options = _merge(_http_defaults(), storage_options)
+    else:
+        options = dict(storage_options)
+    with storage_errors(text):
+        fs, path = fsspec.core.url_to_fs(text, **options)
+    return Resolved(fs, path, text, options)
+
+
+_UNREACHABLE_NAMES = {
+    "EndpointConnectionError",
+    "ConnectTimeoutError",
+    "ConnectionClosedError",
+    "ClientConnectorError",
+    "ClientConnectionError",
+    "ServerDisconnectedError",
+    "ServerTimeoutError",
+    "ConnectionRefusedError",
+    "ConnectionResetError",
+    "TimeoutError",
+    "ReadTimeoutError",
+    "NoCredentialsError",
+}
+_DENIED_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "401"}
+
+
+def _names(exc: BaseException) -> set[str]:
+    return {cls.__name__ for cls in type(exc).__mro__}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def translate(source: object, exc: BaseException) -> BioimnbError | None:
+    """The user-facing error for a storage exception, or None when it is not one we know."""
+    if isinstance(exc, BioimnbError):
+        return exc
+    names = _names(exc)
+    status = getattr(exc, "status", None) or getattr(exc, "code", None)
+    response = getattr(exc, "response", None)
+    code = None
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+    if isinstance(exc, FileNotFoundError) or status == 404 or code in ("NoSuchKey", "NoSuchBucket", "404"):
+        if code == "NoSuchBucket" or "NoSuchBucket" in str(exc):
+            return SourceNotFound(source, "no such bucket")
+        return SourceNotFound(source, "no such file or directory")
+    if isinstance(exc, PermissionError) or status in (401, 403) or code in _DENIED_CODES:
+        return AccessDenied(source, "permission denied")
+    if "NoCredentialsError" in names:
+        return AccessDenied(source, "no credentials found for this storage")
+    if names & _UNREACHABLE_NAMES or isinstance(exc, ConnectionError):
+        return StorageUnreachable(source, f"cannot reach the storage endpoint ({_first_line(exc)})")
+    if isinstance(exc, OSError) and exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return StorageUnreachable(source, f"cannot reach the storage endpoint ({_first_line(exc)})")
+    if isinstance(exc, IsADirectoryError):
+        return SourceNotFound(source, "is a directory, not a file")
+    return None
+
+
+@contextmanager
+def storage_errors(source: object) -> Iterator[None]:
+    """Turn storage exceptions (missing, denied, unreachable) into one-line user errors."""
+    try:
+        yield
+    except BioimnbError:
+        raise
+    except Exception as exc:
+        mapped = translate(source, exc)
+        if mapped is None:
+            raise
+        raise mapped from exc
+
+
+def read_head(res: Resolved, size: int = 512) -> bytes:
+    """The first ``size`` bytes of a file (fewer when the file is shorter)."""
+    with storage_errors(res.url):
+        if res.local:
+            with open(res.path, "rb") as fh:
+                return fh.read(size)
+        with res.fs.open(res.path, "rb", block_size=max(size, 2**16)) as fh:
+            return fh.read(size)

@@ -1,0 +1,111 @@
+"""The bioimnb server extension: routes, auth, base_url handling."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+import tornado.web
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import JupyterServerAuthWarning, url_path_join
+from tornado.httpclient import HTTPClientError
+
+import bioimnb
+
+
+async def test_version_under_non_root_base_url(jp_fetch, jp_base_url, jp_serverapp):
+    # pytest-jupyter's default base_url is a non-root, escaped prefix: routes must honour it.
+    assert jp_base_url not in ("", "/")
+    assert jp_serverapp.base_url == jp_base_url
+
+    response = await jp_fetch("bioimnb", "version")
+
+    assert response.code == 200
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert json.loads(response.body) == {"version": bioimnb.__version__}
+
+
+async def test_extension_is_found_through_the_package_hooks(jp_serverapp):
+    assert bioimnb._jupyter_server_extension_points() == [{"module": "bioimnb.server"}]
+    assert bioimnb._jupyter_labextension_paths() == [{"src": "labextension", "dest": "bioimnb"}]
+    package = jp_serverapp.extension_manager.extensions["bioimnb"]
+    assert package.enabled  # and loaded: reraise_server_extension_failures is on (conftest)
+    assert list(package.extension_points) == ["bioimnb.server"]
+
+
+async def test_route_is_not_served_at_the_root_base_url(jp_serverapp, http_server_client):
+    # The handler lives under {base_url}bioimnb/, not /bioimnb/.
+    response = await http_server_client.fetch(
+        "/bioimnb/version",
+        headers={"Authorization": f"token {jp_serverapp.identity_provider.token}"},
+        raise_error=False,
+    )
+    assert response.code == 404
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({}, id="no-token"),
+        pytest.param({"Authorization": "token not-the-token"}, id="wrong-token"),
+    ],
+)
+async def test_version_refuses_unauthenticated_requests(
+    jp_serverapp, jp_base_url, http_server_client, headers
+):
+    # A plain HTTP request, as a stranger on the network would send it (jp_fetch adds the token).
+    response = await http_server_client.fetch(
+        url_path_join(jp_base_url, "bioimnb", "version"), headers=headers, raise_error=False
+    )
+    assert response.code in (401, 403)
+    assert bioimnb.__version__ not in response.body.decode(errors="replace")
+
+
+async def test_jp_fetch_without_token_is_refused(jp_fetch):
+    with pytest.raises(HTTPClientError) as excinfo:
+        await jp_fetch("bioimnb", "version", headers={"Authorization": ""})
+    assert excinfo.value.code in (401, 403)
+
+
+class _UndecoratedHandler(APIHandler):
+    def get(self) -> None:  # deliberately without @tornado.web.authenticated
+        self.finish({})
+
+
+def _route_patterns(router: object) -> list[str]:
+    """All URL patterns of a tornado application (host rules hold nested routers)."""
+    patterns: list[str] = []
+    for rule in getattr(router, "default_router", router).rules:
+        if hasattr(rule.target, "rules"):
+            patterns.extend(_route_patterns(rule.target))
+        elif hasattr(rule.matcher, "regex"):
+            patterns.append(rule.matcher.regex.pattern)
+    return patterns
+
+
+def _auth_warnings(records: list[warnings.WarningMessage]) -> list[str]:
+    return [str(r.message) for r in records if issubclass(r.category, JupyterServerAuthWarning)]
+
+
+def test_every_handler_requires_auth(jp_configurable_serverapp):
+    # The extension template's check: with unauthenticated access disallowed, Jupyter Server warns
+    # about each handler verb lacking @tornado.web.authenticated (or an explicit opt-out).
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always")
+        app = jp_configurable_serverapp(allow_unauthenticated_access=False)
+
+    assert "bioimnb" in app.extension_manager.extensions
+    assert _auth_warnings(records) == []
+    routes = [pattern for pattern in _route_patterns(app.web_app) if "bioimnb" in pattern]
+    assert any(pattern.endswith("/bioimnb/version$") for pattern in routes), routes
+
+    # Control: the same check does flag an undecorated handler, so the empty list above means
+    # something.
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always")
+        app.web_app.add_handlers(
+            ".*$", [(url_path_join(app.base_url, "bioimnb", "_undecorated"), _UndecoratedHandler)]
+        )
+    assert any("_UndecoratedHandler" in message for message in _auth_warnings(records))
+    assert tornado.web.authenticated  # the decorator the handlers must use
