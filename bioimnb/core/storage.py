@@ -135,7 +135,7 @@ def translate(source: object, exc: BaseException) -> BioimnbError | None:
     if isinstance(response, dict):
         code = response.get("Error", {}).get("Code")
     if isinstance(exc, FileNotFoundError) or status == 404 or code in ("NoSuchKey", "NoSuchBucket", "404"):
-        if code == "NoSuchBucket" or "NoSuchBucket" in str(exc):
+        if code == "NoSuchBucket" or "NoSuchBucket" in str(exc) or "bucket does not exist" in str(exc):
             return SourceNotFound(source, "no such bucket")
         return SourceNotFound(source, "no such file or directory")
     if isinstance(exc, PermissionError) or status in (401, 403) or code in _DENIED_CODES:

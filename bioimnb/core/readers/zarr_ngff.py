@@ -271,10 +271,12 @@ class ZarrBackend(Backend):
                 return None
             i = letters.index(axis)
             unit = units[i]
-            factor = _UNIT_UM.get(str(unit).lower()) if unit else 1.0
-            if factor is None:
-                return None
-            return PhysicalSize.clean(scale0[i] * factor)
+            if not unit:
+                # No unit: a scale of exactly 1 is the writer's default, not a measurement;
+                # anything else is taken as micrometres, the OME default unit.
+                return None if scale0[i] == 1.0 else PhysicalSize.clean(scale0[i])
+            factor = _UNIT_UM.get(str(unit).lower())
+            return None if factor is None else PhysicalSize.clean(scale0[i] * factor)
 
         physical = PhysicalSize(size("X"), size("Y"), size("Z"))
         nc = levels[0].shape[1]

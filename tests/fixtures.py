@@ -1,0 +1,138 @@
+"""Test images made by independent writers (tifffile, ome-zarr-py, imageio), each returned with
+the arrays that made it, so tests compare what bioimnb reads against ground truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tifffile
+import zarr
+
+RNG = np.random.default_rng(20261125)
+
+
+def pyramid(data: np.ndarray, levels: int) -> list[np.ndarray]:
+    """Level k = data sampled every 2**k pixels in the last two axes (or Y, X before S)."""
+    out = [data]
+    for k in range(1, levels):
+        f = 2**k
+        out.append(np.ascontiguousarray(data[..., ::f, ::f]))
+    return out
+
+
+def ome_tiff_subifd(path: Path, *, scenes: int = 2, levels: int = 3) -> list[list[np.ndarray]]:
+    """Multi-scene OME-TIFF with SubIFD pyramids: scenes x (C=2, Y=600, X=800) uint16."""
+    truth = []
+    with tifffile.TiffWriter(path, bigtiff=True, ome=True) as tw:
+        for s in range(scenes):
+            data = RNG.integers(0, 65535, (2, 600, 800), dtype=np.uint16)
+            pyr = pyramid(data, levels)
+            truth.append(pyr)
+            opts = {"tile": (128, 128), "compression": "zlib", "photometric": "minisblack"}
+            tw.write(
+                pyr[0],
+                subifds=levels - 1,
+                metadata={
+                    "axes": "CYX",
+                    "Name": f"scene-{s}",
+                    "PhysicalSizeX": 0.325,
+                    "PhysicalSizeY": 0.325,
+                    "Channel": {"Name": ["DAPI", "GFP"]},
+                },
+                **opts,
+            )
+            for lv in pyr[1:]:
+                tw.write(lv, subfiletype=1, **opts)
+    return truth
+
+
+def svs_like(path: Path, levels: int = 3) -> list[np.ndarray]:
+    """An Aperio-style tiled RGB pyramid in the main IFD chain, lossless, MPP 0.499."""
+    yy, xx = np.mgrid[0:1536, 0:2048]
+    base = np.stack([(xx // 8) % 256, (yy // 8) % 256, (xx + yy) % 256], axis=-1).astype(np.uint8)
+    pyr = pyramid(base.transpose(2, 0, 1), levels)
+    pyr = [np.ascontiguousarray(p.transpose(1, 2, 0)) for p in pyr]
+    desc = "Aperio Image Library v12.0.15 \n2048x1536 [0,0 2048x1536] (256x256) |AppMag = 20|MPP = 0.499"
+    with tifffile.TiffWriter(path) as tw:
+        kw = {"photometric": "rgb", "metadata": None, "compression": "zlib"}
+        tw.write(pyr[0], tile=(256, 256), description=desc, **kw)
+        tw.write(pyr[0][::16, ::16], description="Aperio Image Library v12.0.15 \nthumbnail", **kw)
+        for lv in pyr[1:]:
+            tw.write(lv, tile=(256, 256), description="Aperio Image Library v12.0.15 \nlevel", **kw)
+        tw.write(pyr[0][:64, :64], subfiletype=1, description="Aperio Image Library v12.0.15 \nlabel 64x64", **kw)
+    return pyr
+
+
+def flat_tiff(path: Path, shape: tuple[int, int] = (4096, 4096), rowsperstrip: int = 1, compression: str | None = "zlib") -> np.ndarray:
+    """A single-level strip TIFF (no pyramid)."""
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    data = ((yy * 7 + xx * 3) % 65521).astype(np.uint16)
+    tifffile.imwrite(path, data, rowsperstrip=rowsperstrip, compression=compression, photometric="minisblack")
+    return data
+
+
+def imagej_tiff(path: Path) -> np.ndarray:
+    """ImageJ hyperstack T=2 Z=3 C=2, 0.2 um pixels, 1.5 um Z spacing."""
+    data = RNG.integers(0, 255, (2, 3, 2, 64, 80), dtype=np.uint8)  # TZCYX
+    tifffile.imwrite(
+        path,
+        data,
+        imagej=True,
+        resolution=(1 / 0.2, 1 / 0.2),
+        metadata={"axes": "TZCYX", "spacing": 1.5, "unit": "um"},
+    )
+    return data
+
+
+NGFF_AXES = [
+    {"name": "c", "type": "channel"},
+    {"name": "z", "type": "space", "unit": "micrometer"},
+    {"name": "y", "type": "space", "unit": "micrometer"},
+    {"name": "x", "type": "space", "unit": "micrometer"},
+]
+
+
+def ngff_image(path: Path, version: str, levels: int = 3) -> dict[str, list[np.ndarray]]:
+    """An OME-Zarr image (C=2, Z=3, Y=300, X=400) written by ome-zarr-py, with a label image."""
+    from ome_zarr.format import FormatV04, FormatV05
+    from ome_zarr.writer import write_multiscale, write_multiscale_labels
+
+    fmt = FormatV04() if version == "0.4" else FormatV05()
+    data = RNG.integers(0, 4000, (2, 3, 300, 400), dtype=np.uint16)
+    pyr = pyramid(data, levels)
+    root = zarr.open_group(str(path), mode="w", zarr_format=2 if version == "0.4" else 3)
+    transforms = [[{"type": "scale", "scale": [1.0, 0.5, 0.25 * 2**i, 0.25 * 2**i]}] for i in range(levels)]
+    write_multiscale(
+        pyr,
+        root,
+        axes=NGFF_AXES,
+        coordinate_transformations=transforms,
+        fmt=fmt,
+        storage_options={"chunks": (1, 1, 128, 128)},
+        metadata={"omero": {"channels": [{"label": "DAPI", "color": "0000FF"}, {"label": "GFP", "color": "00FF00"}]}},
+    )
+    cells = (data[0] > 2000).astype(np.uint8)
+    label_pyr = pyramid(cells, 2)
+    write_multiscale_labels(label_pyr, root, name="cells", fmt=fmt, axes=["z", "y", "x"])
+    return {"image": pyr, "cells": label_pyr}
+
+
+def ngff_plate(path: Path, version: str = "0.4") -> dict[str, np.ndarray]:
+    """A 1 x 2 plate with two fields per well, each field a 1-level (C=1, Y=64, X=64) image."""
+    from ome_zarr.format import FormatV04, FormatV05
+    from ome_zarr.writer import write_image, write_plate_metadata, write_well_metadata
+
+    fmt = FormatV04() if version == "0.4" else FormatV05()
+    root = zarr.open_group(str(path), mode="w", zarr_format=2 if version == "0.4" else 3)
+    write_plate_metadata(root, ["A"], ["1", "2"], ["A/1", "A/2"], fmt=fmt)
+    truth = {}
+    for well in ("A/1", "A/2"):
+        row, col = well.split("/")
+        wgroup = root.require_group(row).require_group(col)
+        write_well_metadata(wgroup, ["0", "1"], fmt=fmt)
+        for field in ("0", "1"):
+            data = RNG.integers(0, 255, (1, 64, 64), dtype=np.uint8)
+            write_image(data, wgroup.require_group(field), axes="cyx", fmt=fmt, scaler=None)
+            truth[f"{well}/{field}"] = data
+    return truth
