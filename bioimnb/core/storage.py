@@ -128,6 +128,12 @@ def translate(source: object, exc: BaseException) -> BioimnbError | None:
     """The user-facing error for a storage exception, or None when it is not one we know."""
     if isinstance(exc, BioimnbError):
         return exc
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(exc, FileNotFoundError) and cause is not None and cause is not exc:
+        # fsspec's HTTP filesystem reports any failure of HEAD and GET as FileNotFoundError.
+        inner = translate(source, cause)
+        if isinstance(inner, (StorageUnreachable, AccessDenied)):
+            return inner
     names = _names(exc)
     status = getattr(exc, "status", None) or getattr(exc, "code", None)
     response = getattr(exc, "response", None)
