@@ -88,6 +88,14 @@ def _cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .core.demo import make_demo_data
+
+    for path in make_demo_data(args.folder, small=args.small):
+        print(path)
+    return 0
+
+
 def _human(n: int) -> str:
     value = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
@@ -126,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--page", default=None, metavar="TOKEN", help="token printed as next_page")
     _add_storage_flags(ls)
     ls.set_defaults(func=_cmd_ls)
+
+    demo = sub.add_parser("demo", help="write synthetic demo images (no download) into a folder")
+    demo.add_argument("folder", nargs="?", default="notebooks/data")
+    demo.add_argument("--small", action="store_true", help="1k instead of 4k images")
+    demo.set_defaults(func=_cmd_demo)
     return parser
 
 

@@ -40,6 +40,18 @@ def _run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
     return result
 
 
+def _section(listing: str, header: str) -> str:
+    """The indented lines under ``header`` in a ``jupyter ... list`` output, colours removed."""
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", listing).splitlines()
+    assert header in lines, listing
+    body = []
+    for line in lines[lines.index(header) + 1 :]:
+        if line and not line[0].isspace():
+            break
+        body.append(line)
+    return "\n".join(body)
+
+
 @pytest.fixture(scope="module")
 def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("dist")
@@ -133,30 +145,39 @@ def test_installed_wheel_enables_both_extensions(dists: dict[str, Path], tmp_pat
     env = _env(
         PYTHONPATH=str(site),
         JUPYTER_PATH=str(prefix / "share" / "jupyter"),
+        # `jupyter server extension list` ignores JUPYTER_CONFIG_PATH, but lists the user config
+        # dir: make that the prefix's etc/jupyter, where the wheel put its server config.
         JUPYTER_CONFIG_PATH=str(prefix / "etc" / "jupyter"),
-        JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
+        JUPYTER_CONFIG_DIR=str(prefix / "etc" / "jupyter"),
         JUPYTER_DATA_DIR=str(tmp_path / "data"),
         JUPYTER_PREFER_ENV_PATH="1",
     )
 
-    labext = _run([sys.executable, "-m", "jupyter", "labextension", "list"], env=env, timeout=120)
-    listing = labext.stdout + labext.stderr
-    section = listing.split(str(prefix / "share" / "jupyter" / "labextensions"), 1)
-    assert len(section) == 2, listing
-    assert re.search(r"bioimnb v\S+ enabled\s+\S*OK\S*", section[1]), listing
+    labext = _run(
+        [sys.executable, "-m", "jupyter", "labextension", "list"],
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    listing = _section(labext.stdout + labext.stderr, str(prefix / "share/jupyter/labextensions"))
+    assert re.search(r"^\s*bioimnb v\S+ enabled OK\b", listing, re.M), listing
 
     serverext = _run(
-        [sys.executable, "-m", "jupyter", "server", "extension", "list"], env=env, timeout=120
+        [sys.executable, "-m", "jupyter", "server", "extension", "list"],
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
     )
-    listing = serverext.stdout + serverext.stderr
-    section = listing.split(f"Config dir: {prefix / 'etc' / 'jupyter'}", 1)
-    assert len(section) == 2, listing
-    assert re.search(r"bioimnb\s+\S*enabled", section[1]), listing
-    assert re.search(r"bioimnb \S+ \S*OK", section[1]), listing
+    listing = _section(
+        serverext.stdout + serverext.stderr, f"Config dir: {prefix / 'etc' / 'jupyter'}"
+    )
+    assert re.search(r"^\s*bioimnb enabled$", listing, re.M), listing
+    assert re.search(r"^\s*bioimnb \S+ OK$", listing, re.M), listing
     # ...and the bioimnb that was validated is the one from the wheel.
     check = _run(
         [sys.executable, "-c", "import bioimnb.server, sys; print(bioimnb.server.__file__)"],
         env=env,
+        cwd=tmp_path,  # not the source tree: "-c" and "-m" put the cwd first on sys.path
         timeout=60,
     )
     assert Path(check.stdout.strip()).is_relative_to(site)

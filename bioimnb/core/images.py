@@ -280,9 +280,24 @@ def _stat(res: Resolved) -> tuple[bool, int]:
     return is_dir, int(info.get("size") or 0)
 
 
+def _remote_zarr_markers(res: Resolved) -> bool:
+    """An HTTP 'file' that is really a folder index of a zarr hierarchy."""
+    if sniff(read_head(res, 512)) != "text":
+        return False
+    base = res.path.rstrip("/")
+    with storage_errors(res.url):
+        return any(res.fs.exists(f"{base}/{m}") for m in ("zarr.json", ".zattrs", ".zgroup"))
+
+
 def _open_backend(res: Resolved) -> Backend:
-    is_dir, size = _stat(res)
     name = res.name
+    if not res.local and zarr_like_name(name):
+        # Object stores and HTTP servers have no real folders: a *.zarr URL is a hierarchy.
+        is_dir, size = True, 0
+    else:
+        is_dir, size = _stat(res)
+    if not is_dir and not res.local and size < 2**20 and _remote_zarr_markers(res):
+        is_dir = True
     if is_dir:
         from .readers.zarr_ngff import open_zarr
 

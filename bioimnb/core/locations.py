@@ -79,6 +79,7 @@ _MRXS_SUFFIX = ".mrxs"
 _S3_MAX_KEYS = 1000
 _PEEK_KEYS = 50
 _PEEK_ROUNDS = 4
+_CONCURRENCY = 16  # simultaneous requests per page (zarr markers, sizes) to HTTP servers
 
 
 class NotAFolder(BioimnbError, NotADirectoryError):
@@ -504,6 +505,7 @@ class Location:
         after = _decode_token(page, _TOKEN_AFTER, self.url) if page is not None else None
         want = page_size + 1  # one more than shown tells whether another page exists
         stems: set[str] = set()
+        counted = [0]  # names the last scan offered to the heap
 
         def names(exclude: Callable[[os.DirEntry[str]], bool] | None) -> Iterator[str]:
             try:
@@ -521,6 +523,7 @@ class Location:
                         continue
                     if exclude is not None and exclude(de):
                         continue
+                    counted[0] += 1
                     yield name
 
         chosen = heapq.nsmallest(want, names(None))
@@ -529,7 +532,7 @@ class Location:
         companions = {n for n in chosen if n in stems and os.path.isdir(os.path.join(source, n))}
         if companions:
             chosen = [n for n in chosen if n not in companions]
-            if len(chosen) < want:
+            if len(chosen) < want and counted[0] > want:  # names beyond the heap may fill it
                 known = set(stems)
                 chosen = heapq.nsmallest(
                     want, names(lambda de: de.name in known and de.is_dir())
@@ -617,6 +620,10 @@ class Location:
             }
             if cont is not None:
                 kwargs["ContinuationToken"] = cont
+            elif prefix:
+                # Skip the folder marker "prefix/" itself: SeaweedFS reports a page holding only
+                # that marker as the last one (IsTruncated false).
+                kwargs["StartAfter"] = prefix
             resp = await self._s3_call("list_objects_v2", **kwargs)
             truncated = bool(resp.get("IsTruncated"))
             cont = resp.get("NextContinuationToken")
@@ -858,7 +865,13 @@ class Location:
         if coros:
 
             async def gather() -> list[Any]:
-                return await asyncio.gather(*coros, return_exceptions=True)
+                limit = asyncio.Semaphore(_CONCURRENCY)
+
+                async def one(coro: Awaitable[Any]) -> Any:
+                    async with limit:
+                        return await coro
+
+                return await asyncio.gather(*(one(c) for c in coros), return_exceptions=True)
 
             done = iter(fsspec.asyn.sync(self._fs.loop, gather))
             for k in keys:

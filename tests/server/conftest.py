@@ -5,7 +5,9 @@ coroutine-test hooks are star-imported rather than declared with
 ``pytest_plugins = ("pytest_jupyter.jupyter_server",)``: pytest >= 8 refuses ``pytest_plugins``
 in a conftest below the top level (an error when the whole suite is collected from ``tests/``),
 and importing them here keeps them, including the autouse ``jp_asyncio_loop``, scoped to
-``tests/server``.
+``tests/server``.  Note: pytest-jupyter's ``http_server`` fixture (the Jupyter server's tornado
+HTTP server, used by ``http_server_client``) shadows ``tests/conftest.py``'s ``http_server``
+(the static Range-capable file server) in this directory.
 """
 
 from __future__ import annotations

