@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +57,7 @@ def _ome_tiff(path: Path, size: int) -> None:
     membrane, _ = nuclei((size, size), n=size // 6, radius=4, seed=2)
     pyr = _pyramid(np.stack([dapi, membrane]))
     with tifffile.TiffWriter(path, bigtiff=True, ome=True) as tw:
-        opts = {"tile": (256, 256), "compression": "zlib", "photometric": "minisblack"}
+        opts: dict[str, Any] = {"tile": (256, 256), "compression": "zlib", "photometric": "minisblack"}
         tw.write(
             pyr[0],
             subifds=len(pyr) - 1,
@@ -80,14 +81,14 @@ def _ome_zarr(path: Path, size: int) -> None:
     data = np.stack([np.stack([p[0] for p in planes]), np.stack([p[0] // 2 + 200 for p in planes])])  # C Z Y X
     labels = np.stack([p[1] for p in planes])  # Z Y X
     root = zarr.open_group(str(path), mode="w", zarr_format=3)
-    axes = [
+    axes: list[dict[str, Any]] = [
         {"name": "c", "type": "channel"},
         {"name": "z", "type": "space", "unit": "micrometer"},
         {"name": "y", "type": "space", "unit": "micrometer"},
         {"name": "x", "type": "space", "unit": "micrometer"},
     ]
     pyr = _pyramid(data)
-    datasets = []
+    datasets: list[dict[str, Any]] = []
     for i, level in enumerate(pyr):
         arr = root.create_array(str(i), shape=level.shape, dtype=level.dtype, chunks=(1, 1, 256, 256), dimension_names=["c", "z", "y", "x"])
         arr[...] = level
@@ -108,7 +109,7 @@ def _ome_zarr(path: Path, size: int) -> None:
     lpyr = [labels]
     while max(lpyr[-1].shape[-2:]) > 256:
         lpyr.append(lpyr[-1][..., ::2, ::2])
-    ldatasets = []
+    ldatasets: list[dict[str, Any]] = []
     for i, level in enumerate(lpyr):
         arr = lab.create_array(str(i), shape=level.shape, dtype=level.dtype, chunks=(1, 256, 256), dimension_names=["z", "y", "x"])
         arr[...] = level
@@ -134,7 +135,7 @@ def _slide(path: Path, h: int, w: int) -> None:
         pyr.append(np.ascontiguousarray(pyr[-1][::2, ::2]))
     desc = f"Aperio Image Library v12.0.15 \n{w}x{h} [0,0 {w}x{h}] (256x256) JPEG/RGB Q=90|AppMag = 20|MPP = 0.5"
     with tifffile.TiffWriter(path, bigtiff=False) as tw:
-        kw = {"photometric": "rgb", "metadata": None, "compression": "jpeg", "compressionargs": {"level": 90}}
+        kw: dict[str, Any] = {"photometric": "rgb", "metadata": None, "compression": "jpeg", "compressionargs": {"level": 90}}
         tw.write(pyr[0], tile=(256, 256), description=desc, **kw)
         tw.write(pyr[0][::32, ::32], description="Aperio Image Library v12.0.15 \nthumbnail", **kw)
         for level in pyr[1:]:

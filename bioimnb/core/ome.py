@@ -110,17 +110,16 @@ def synthesize_ome(
             extra["physical_size_y"] = phys.Y
         if phys.Z is not None:
             extra["physical_size_z"] = phys.Z
+        fields: dict[str, Any] = {"dimension_order": "XYZCT", "type": pixel_type, "metadata_only": True}
         pixels = Pixels(
             id=f"Pixels:{index}",
-            dimension_order="XYZCT",
-            type=pixel_type,
             size_x=x,
             size_y=y,
             size_z=z,
             size_c=c * samples,
             size_t=t,
             channels=ome_channels,
-            metadata_only=True,
+            **fields,
             **extra,
         )
         images.append(Image(id=f"Image:{index}", name=name, pixels=pixels))

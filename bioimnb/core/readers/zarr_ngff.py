@@ -102,7 +102,7 @@ class ZarrBackend(Backend):
         with storage_errors(res.url):
             self.store = open_store(res)
             try:
-                self.root = zarr.open(store=self.store, mode="r")
+                self.root: Any = zarr.open(store=self.store, mode="r")
             except (FileNotFoundError, KeyError) as exc:
                 raise UnsupportedFormat(res.url, "not a zarr hierarchy (no zarr.json or .zgroup/.zarray)") from exc
             except (ValueError, json.JSONDecodeError, TypeError) as exc:
