@@ -23,11 +23,3 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out["plate"] = (d / "plate.ome.zarr", fixtures.ngff_plate(d / "plate.ome.zarr", "0.4"))
     return out
 
-
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """../shared/data beside the repository (read-only sample files from instruments)."""
-    path = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-    if not path.is_dir():
-        pytest.skip(f"shared sample data not found at {path}")
-    return path

@@ -245,7 +245,9 @@ def test_listing_a_file_is_not_a_folder(mixed: Path) -> None:
     assert str(err.value) == f"{mixed / 'notes.txt'}: not a folder"
 
 
-def test_permission_denied_is_access_denied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_permission_denied_is_access_denied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     locked = tmp_path / "locked"
     locked.mkdir()
     if os.geteuid() != 0:  # a real refusal when not running as root
@@ -483,7 +485,9 @@ def test_http_listing(mixed: Path, http_server: Any) -> None:
     assert by_name["a.ome.tif"].path == f"{base}/data/a.ome.tif"
     assert by_name["nested"].path == f"{base}/data/nested"
     # entry paths can be passed back
-    assert rows(browse(by_name["nested"].path).list().entries) == [("deeper", "folder", None, None, None)]
+    assert rows(browse(by_name["nested"].path).list().entries) == [
+        ("deeper", "folder", None, None, None)
+    ]
     assert sum((rows(p) for p in all_pages(loc, 3)), []) == MIXED
 
 
@@ -634,9 +638,7 @@ def test_s3_unreachable_endpoint_fails_fast() -> None:
         port = sock.getsockname()[1]  # closed when the block ends: nothing listens there
     start = time.monotonic()
     with pytest.raises(StorageUnreachable) as err:
-        browse(
-            "s3://bucket/", key="k", secret="s", endpoint_url=f"http://127.0.0.1:{port}"
-        ).list()
+        browse("s3://bucket/", key="k", secret="s", endpoint_url=f"http://127.0.0.1:{port}").list()
     assert time.monotonic() - start < 10
     assert str(err.value).startswith("s3://bucket")
     assert "\n" not in str(err.value)
@@ -653,7 +655,10 @@ def test_s3_rooted(s3: Any, s3_bucket: str) -> None:
     for bad in ("..", "../other-bucket", "/proj", f"s3://{s3_bucket}-other/x"):
         with pytest.raises(PathEscapesRoot):
             loc.child(bad)
-    assert browse(f"s3://{s3_bucket}/proj/nested", root=f"s3://{s3_bucket}/proj", **opts).relpath == "nested"
+    assert (
+        browse(f"s3://{s3_bucket}/proj/nested", root=f"s3://{s3_bucket}/proj", **opts).relpath
+        == "nested"
+    )
 
 
 def test_shared_data_listing(shared_data: Path) -> None:
