@@ -38,9 +38,13 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
 
 
 @pytest.fixture(scope="session")
-def http_server() -> Iterator[Callable[[str | Path], str]]:
-    """Factory: ``http_server(directory)`` serves ``directory`` and returns its base URL
-    (``http://127.0.0.1:<port>``, no trailing slash).  Servers stop at the end of the session."""
+def static_http_server() -> Iterator[Callable[[str | Path], str]]:
+    """Factory: ``static_http_server(directory)`` serves ``directory`` and returns its base URL
+    (``http://127.0.0.1:<port>``, no trailing slash).  Servers stop at the end of the session.
+
+    Also available as ``http_server``, except under ``tests/server`` where pytest-jupyter's
+    fixture of that name (the Jupyter server itself) takes precedence.
+    """
     servers: list[StaticHTTPServer] = []
 
     def start(directory: str | Path) -> str:
@@ -53,6 +57,12 @@ def http_server() -> Iterator[Callable[[str | Path], str]]:
     finally:
         for server in servers:
             server.stop()
+
+
+@pytest.fixture(scope="session")
+def http_server(static_http_server: Callable[[str | Path], str]) -> Callable[[str | Path], str]:
+    """``http_server(directory) -> base_url``: see ``static_http_server``."""
+    return static_http_server
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -89,6 +90,8 @@ class SeaweedS3:
     workdir: Path
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    ports: tuple[int, ...] = ()
+    """Every port given to weed (to clean up its unix sockets after it stops)."""
     _counter: itertools.count[int] = field(default_factory=itertools.count)
 
     @property
@@ -150,16 +153,8 @@ class SeaweedS3:
         }
         config_path = workdir / "s3.json"
         config_path.write_text(json.dumps(config))
-        (
-            master,
-            master_grpc,
-            volume,
-            volume_grpc,
-            filer,
-            filer_grpc,
-            s3_port,
-            s3_grpc,
-        ) = _free_ports(8)
+        ports = _free_ports(8)
+        (master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3_port, s3_grpc) = ports
         args = [
             weed,
             "server",
@@ -203,6 +198,7 @@ class SeaweedS3:
             workdir=workdir,
             process=process,
             log_path=log_path,
+            ports=tuple(ports),
         )
         try:
             server._wait_ready(timeout)
@@ -266,6 +262,11 @@ class SeaweedS3:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
+        # weed leaves /tmp/seaweedfs-<service>-grpc-<port>.sock behind when killed.
+        for port in self.ports:
+            for sock in Path(tempfile.gettempdir()).glob(f"seaweedfs-*-{port}.sock"):
+                with contextlib.suppress(OSError):
+                    sock.unlink()
 
     def __enter__(self) -> SeaweedS3:
         return self
@@ -340,7 +341,9 @@ class RangeRequestHandler(http.server.SimpleHTTPRequestHandler):
         self.send_header("Content-Type", self.guess_type(path))
         self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
         self.send_header("Content-Length", str(last - first + 1))
-        self.send_header("Last-Modified", self.date_time_string(int(os.fstat(fh.fileno()).st_mtime)))
+        self.send_header(
+            "Last-Modified", self.date_time_string(int(os.fstat(fh.fileno()).st_mtime))
+        )
         self.end_headers()
         self._range_remaining = last - first + 1
         return fh

@@ -151,7 +151,9 @@ def _decode_token(token: str, kind: str, source: str) -> str:
             raise ValueError(token)
         return value.decode("utf-8", "surrogateescape")
     except (ValueError, binascii.Error, UnicodeError):
-        raise InvalidPageToken(source, "invalid page token (pass back next_page unchanged)") from None
+        raise InvalidPageToken(
+            source, "invalid page token (pass back next_page unchanged)"
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -246,6 +248,15 @@ def _http_dir_url(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
 
 
+# ``Location.list`` shadows the builtin inside the class body, hence these aliases.
+_Entries = list[Entry]
+_Page = tuple[list[Entry], str | None]
+_Items = list[tuple[str, bool, int | None]]
+"""(name, is_folder, size) rows of an S3 listing."""
+_Infos = list[dict[str, Any]]
+_Results = list[Any]
+
+
 class Location:
     """A folder, bucket, prefix or HTTP index that can be listed page by page.
 
@@ -297,7 +308,15 @@ class Location:
     @property
     def url(self) -> str:
         """The location as it may be shown: absolute path or URL, credentials stripped."""
+        if self._backend == "s3" and not self._path:
+            return "s3://"
         return display_source(self._full(self._path))
+
+    @property
+    def _error_source(self) -> str:
+        """How errors name this location: the URL, or the root-relative path under a root (a
+        server extension can pass such messages to its clients without disclosing the root)."""
+        return (self._rel or ".") if self.rooted else self.url
 
     @property
     def name(self) -> str:
@@ -336,7 +355,9 @@ class Location:
         if self._backend == "local":
             return os.path.join(base, *parts)
         if self._backend == "http":
-            return base.rstrip("/") + "/" + "/".join(quote(p, safe="!$&'()*+,;=:@~-._") for p in parts)
+            return (
+                base.rstrip("/") + "/" + "/".join(quote(p, safe="!$&'()*+,;=:@~-._") for p in parts)
+            )
         if not base:
             return "/".join(parts)
         return base.rstrip("/") + "/" + "/".join(parts)
@@ -364,9 +385,8 @@ class Location:
         if ".." in parts:
             raise self._escape(text, "'..' is not allowed under a root")
         assert self._root is not None
+        # Relative paths hold names as listed (URL-decoded for HTTP); _join quotes them.
         new_parts = [*(self._rel.split("/") if self._rel else []), *parts]
-        if self._backend == "http":
-            new_parts = [unquote(p) for p in new_parts]
         new_rel = "/".join(new_parts)
         fs_path = self._join(self._root, new_parts)
         if not self._inside_root(fs_path):
@@ -463,11 +483,13 @@ class Location:
             up = os.path.dirname(self._path.rstrip(os.sep) or os.sep)
             return None if up == self._path else self._sibling(up, "")
         if self._backend == "http":
-            parts = urlsplit(self._path)
-            if parts.path in ("", "/"):
+            split = urlsplit(self._path)
+            if split.path in ("", "/"):
                 return None
-            up = posixpath.dirname(parts.path.rstrip("/"))
-            return self._sibling(_http_dir_url(urlunsplit((parts.scheme, parts.netloc, up, "", ""))), "")
+            up = posixpath.dirname(split.path.rstrip("/"))
+            return self._sibling(
+                _http_dir_url(urlunsplit((split.scheme, split.netloc, up, "", ""))), ""
+            )
         path = self._path.strip("/")
         if "/" not in path:
             return None  # a bucket (or the top of the filesystem)
@@ -479,8 +501,7 @@ class Location:
         """One page of entries, sorted by name; pass ``next_page`` back as ``page`` for more."""
         if not isinstance(page_size, int) or isinstance(page_size, bool) or page_size < 1:
             raise ValueError(f"page_size must be a positive integer, not {page_size!r}")
-        source = self._full(self._path)
-        with storage_errors(source):
+        with storage_errors(self._error_source):
             if self._backend == "local":
                 entries, next_page = self._list_local(page_size, page)
             elif self._backend == "s3" and self._fs.split_path(self._path)[0]:
@@ -500,9 +521,9 @@ class Location:
 
     # local ------------------------------------------------------------------------------------
 
-    def _list_local(self, page_size: int, page: str | None) -> tuple[list[Entry], str | None]:
+    def _list_local(self, page_size: int, page: str | None) -> _Page:
         source = self._path
-        after = _decode_token(page, _TOKEN_AFTER, self.url) if page is not None else None
+        after = _decode_token(page, _TOKEN_AFTER, self._error_source) if page is not None else None
         want = page_size + 1  # one more than shown tells whether another page exists
         stems: set[str] = set()
         counted = [0]  # names the last scan offered to the heap
@@ -511,7 +532,7 @@ class Location:
             try:
                 it = os.scandir(source)
             except NotADirectoryError:
-                raise NotAFolder(source, "not a folder") from None
+                raise NotAFolder(self._error_source, "not a folder") from None
             with it:
                 for de in it:
                     name = de.name
@@ -534,16 +555,14 @@ class Location:
             chosen = [n for n in chosen if n not in companions]
             if len(chosen) < want and counted[0] > want:  # names beyond the heap may fill it
                 known = set(stems)
-                chosen = heapq.nsmallest(
-                    want, names(lambda de: de.name in known and de.is_dir())
-                )
+                chosen = heapq.nsmallest(want, names(lambda de: de.name in known and de.is_dir()))
         more = len(chosen) > page_size
         chosen = chosen[:page_size]
-        entries = [self._local_entry(name, stems) for name in chosen]
+        entries = [self._local_entry(name) for name in chosen]
         next_page = _encode_token(_TOKEN_AFTER, chosen[-1]) if more and chosen else None
         return entries, next_page
 
-    def _local_entry(self, name: str, stems: set[str]) -> Entry:
+    def _local_entry(self, name: str) -> Entry:
         full = os.path.join(self._path, name)
         path = self._entry_path(name, full)
         try:
@@ -583,8 +602,8 @@ class Location:
 
     # S3 ---------------------------------------------------------------------------------------
 
-    def _list_s3(self, page_size: int, page: str | None) -> tuple[list[Entry], str | None]:
-        cont = _decode_token(page, _TOKEN_S3, self.url) if page is not None else None
+    def _list_s3(self, page_size: int, page: str | None) -> _Page:
+        cont = _decode_token(page, _TOKEN_S3, self._error_source) if page is not None else None
         fs = self._fs
         bucket, key, _ = fs.split_path(self._path)
         key = key.strip("/")
@@ -596,7 +615,9 @@ class Location:
         except Exception as exc:
             code = _s3_code(exc)
             if cont is not None and code in ("InvalidArgument", "InvalidToken", "400"):
-                raise InvalidPageToken(self.url, "invalid page token (pass back next_page unchanged)") from exc
+                raise InvalidPageToken(
+                    self._error_source, "invalid page token (pass back next_page unchanged)"
+                ) from exc
             raise
 
     async def _s3_call(self, method: str, **kwargs: Any) -> dict[str, Any]:
@@ -605,9 +626,9 @@ class Location:
 
     async def _s3_page(
         self, bucket: str, key: str, prefix: str, cont: str | None, page_size: int
-    ) -> tuple[list[Entry], str | None]:
+    ) -> _Page:
         first_page = cont is None
-        items: list[tuple[str, bool, int | None]] = []  # (name, is_folder, size) in server order
+        items: _Items = []  # (name, is_folder, size) in server order
         mrxs_stems: set[str] = set()
         seen_any = False
         truncated = True
@@ -632,17 +653,23 @@ class Location:
             batch = self._s3_batch(resp, prefix)
             seen_any = seen_any or bool(resp.get("Contents") or resp.get("CommonPrefixes"))
             mrxs_stems.update(
-                n[: -len(_MRXS_SUFFIX)] for n, is_dir, _ in batch if not is_dir and n.lower().endswith(_MRXS_SUFFIX)
+                n[: -len(_MRXS_SUFFIX)]
+                for n, is_dir, _ in batch
+                if not is_dir and n.lower().endswith(_MRXS_SUFFIX)
             )
             # A folder is an MRXS companion when "<name>.mrxs" exists; it may be listed on
             # another page (AWS puts "x.mrxs" before "x/", SeaweedFS after), so ask when unseen.
-            unknown = [n for n, is_dir, _ in batch if is_dir and n not in mrxs_stems and not zarr_like_name(n)]
+            unknown = [
+                n
+                for n, is_dir, _ in batch
+                if is_dir and n not in mrxs_stems and not zarr_like_name(n)
+            ]
             found = await asyncio.gather(*(self._s3_has_mrxs(bucket, prefix, n) for n in unknown))
             mrxs_stems.update(n for n, has in zip(unknown, found) if has)
             items.extend(item for item in batch if not (item[1] and item[0] in mrxs_stems))
 
         if first_page and key and not seen_any:
-            await self._s3_raise_not_folder(bucket, key)
+            await self._s3_check_empty(bucket, key)
 
         next_page = None
         if truncated and cont is not None and await self._s3_more(bucket, prefix, cont):
@@ -651,8 +678,8 @@ class Location:
         entries = await asyncio.gather(*(self._s3_entry(bucket, prefix, *item) for item in items))
         return list(entries), next_page
 
-    def _s3_batch(self, resp: dict[str, Any], prefix: str) -> list[tuple[str, bool, int | None]]:
-        batch: list[tuple[str, bool, int | None]] = []
+    def _s3_batch(self, resp: dict[str, Any], prefix: str) -> _Items:
+        batch: _Items = []
         for common in resp.get("CommonPrefixes") or []:
             name = common["Prefix"][len(prefix) :].rstrip("/")
             if self._visible(name) and "/" not in name:
@@ -691,12 +718,20 @@ class Location:
             cont = resp["NextContinuationToken"]
         return True
 
-    async def _s3_raise_not_folder(self, bucket: str, key: str) -> None:
-        source = self._full(self._path)
+    async def _s3_check_empty(self, bucket: str, key: str) -> None:
+        """Nothing listed below ``key/``: an empty folder (only its marker), a file, or nothing."""
+        source = self._error_source
+        marker = await self._s3_call("list_objects_v2", Bucket=bucket, Prefix=f"{key}/", MaxKeys=1)
+        if marker.get("Contents") or marker.get("CommonPrefixes"):
+            return
         try:
             await self._s3_call("head_object", Bucket=bucket, Key=key)
         except Exception as exc:
-            if isinstance(exc, FileNotFoundError) or _s3_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            if isinstance(exc, FileNotFoundError) or _s3_code(exc) in (
+                "404",
+                "NoSuchKey",
+                "NotFound",
+            ):
                 raise SourceNotFound(source, "no such folder or prefix") from None
             raise
         raise NotAFolder(source, "not a folder (it is a file)")
@@ -750,8 +785,8 @@ class Location:
 
     # HTTP and other fsspec filesystems ---------------------------------------------------------
 
-    def _list_fsspec(self, page_size: int, page: str | None) -> tuple[list[Entry], str | None]:
-        after = _decode_token(page, _TOKEN_AFTER, self.url) if page is not None else None
+    def _list_fsspec(self, page_size: int, page: str | None) -> _Page:
+        after = _decode_token(page, _TOKEN_AFTER, self._error_source) if page is not None else None
         fs = self._fs
         listed = self._fsspec_ls()
         by_name: dict[str, tuple[bool, int | None, str]] = {}
@@ -766,7 +801,11 @@ class Location:
                 continue
             size = info.get("size")
             by_name[name] = (is_dir, None if is_dir or size is None else int(size), full)
-        stems = {n[: -len(_MRXS_SUFFIX)] for n, v in by_name.items() if not v[0] and n.lower().endswith(_MRXS_SUFFIX)}
+        stems = {
+            n[: -len(_MRXS_SUFFIX)]
+            for n, v in by_name.items()
+            if not v[0] and n.lower().endswith(_MRXS_SUFFIX)
+        }
         names = sorted(n for n, v in by_name.items() if not (v[0] and n in stems))
         if after is not None:
             names = [n for n in names if n > after]
@@ -792,7 +831,7 @@ class Location:
                         checks[f"mrxs:{name}"] = self._call(fs, "ls", by_name[stem][2], detail=True)
         results = self._run(checks)
 
-        entries: list[Entry] = []
+        entries: _Entries = []
         for name in chosen:
             is_dir, size, full = by_name[name]
             path = self._entry_path(name, full)
@@ -800,7 +839,9 @@ class Location:
                 zarr = zarr_like_name(name) or any(
                     results.get(f"exists:{name}:{m}") is True for m in ZARR_MARKERS
                 )
-                entries.append(Entry(name, path, "image", "OME-Zarr") if zarr else Entry(name, path, "folder"))
+                entries.append(
+                    Entry(name, path, "image", "OME-Zarr") if zarr else Entry(name, path, "folder")
+                )
                 continue
             if size is None:
                 found = results.get(f"size:{name}")
@@ -814,19 +855,25 @@ class Location:
                 entries.append(Entry(name, path, "image", fmt.name, size))
         return entries, next_page
 
-    def _fsspec_ls(self) -> list[dict[str, Any]]:
+    def _fsspec_ls(self) -> _Infos:
         fs = self._fs
         if self._backend == "http":
             # HEAD first: ls() of a file would download it looking for links.
             info = fs.info(self._path)
             if info.get("mimetype") not in ("text/html", None):
-                raise NotAFolder(self._path, "not a folder (not an HTML index page)")
-            listed: list[dict[str, Any]] = fs.ls(self._path + "/", detail=True)
+                raise NotAFolder(self._error_source, "not a folder (not an HTML index page)")
+            listed: _Infos = fs.ls(self._path + "/", detail=True)
             return listed
+        if self._backend == "s3":  # the top of an S3 endpoint: its buckets (fs.ls hides errors)
+            resp = fs.call_s3("list_buckets")
+            return [
+                {"name": b["Name"], "type": "directory", "size": None}
+                for b in resp.get("Buckets") or []
+            ]
         if self._path and not fs.isdir(self._path):
             if fs.exists(self._path):
-                raise NotAFolder(self._full(self._path), "not a folder")
-            raise SourceNotFound(self._full(self._path), "no such folder")
+                raise NotAFolder(self._error_source, "not a folder")
+            raise SourceNotFound(self._error_source, "no such folder")
         listed = fs.ls(self._path, detail=True)
         return listed
 
@@ -838,7 +885,10 @@ class Location:
             sizes = [info.get("size") for info in members]
             if self._backend == "http" and members:
                 found = self._run(
-                    {str(i): self._call(self._fs, "size", info["name"]) for i, info in enumerate(members)}
+                    {
+                        str(i): self._call(self._fs, "size", info["name"])
+                        for i, info in enumerate(members)
+                    }
                 )
                 sizes = [found.get(str(i)) for i in range(len(members))]
             if total is not None and all(isinstance(s, int) for s in sizes):
@@ -864,7 +914,7 @@ class Location:
         results: dict[str, Any] = {}
         if coros:
 
-            async def gather() -> list[Any]:
+            async def gather() -> _Results:
                 limit = asyncio.Semaphore(_CONCURRENCY)
 
                 async def one(coro: Awaitable[Any]) -> Any:

@@ -17,7 +17,9 @@ REPO = Path(__file__).resolve().parents[2]
 ENTRY_KEYS = ["name", "path", "kind", "format", "size", "files"]
 
 
-def run_ls(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_ls(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), full_env.get("PYTHONPATH")]))
     return subprocess.run(
@@ -67,11 +69,46 @@ def test_ls_json_contract(folder: Path) -> None:
     for entry in data["entries"]:
         assert list(entry) == ENTRY_KEYS
     assert data["entries"] == [
-        {"name": "a.ome.tif", "path": str(folder / "a.ome.tif"), "kind": "image", "format": "OME-TIFF", "size": 2048, "files": None},
-        {"name": "img.ome.zarr", "path": str(folder / "img.ome.zarr"), "kind": "image", "format": "OME-Zarr", "size": None, "files": None},
-        {"name": "notes.txt", "path": str(folder / "notes.txt"), "kind": "file", "format": None, "size": 2, "files": None},
-        {"name": "slide.mrxs", "path": str(folder / "slide.mrxs"), "kind": "image", "format": "MRXS", "size": 60, "files": 3},
-        {"name": "sub", "path": str(folder / "sub"), "kind": "folder", "format": None, "size": None, "files": None},
+        {
+            "name": "a.ome.tif",
+            "path": str(folder / "a.ome.tif"),
+            "kind": "image",
+            "format": "OME-TIFF",
+            "size": 2048,
+            "files": None,
+        },
+        {
+            "name": "img.ome.zarr",
+            "path": str(folder / "img.ome.zarr"),
+            "kind": "image",
+            "format": "OME-Zarr",
+            "size": None,
+            "files": None,
+        },
+        {
+            "name": "notes.txt",
+            "path": str(folder / "notes.txt"),
+            "kind": "file",
+            "format": None,
+            "size": 2,
+            "files": None,
+        },
+        {
+            "name": "slide.mrxs",
+            "path": str(folder / "slide.mrxs"),
+            "kind": "image",
+            "format": "MRXS",
+            "size": 60,
+            "files": 3,
+        },
+        {
+            "name": "sub",
+            "path": str(folder / "sub"),
+            "kind": "folder",
+            "format": None,
+            "size": None,
+            "files": None,
+        },
     ]
 
 
@@ -128,9 +165,30 @@ def test_ls_s3(s3: Any) -> None:
     assert data == {
         "location": f"s3://{bucket}/p",
         "entries": [
-            {"name": "x.ome.zarr", "path": f"s3://{bucket}/p/x.ome.zarr", "kind": "image", "format": "OME-Zarr", "size": None, "files": None},
-            {"name": "y.czi", "path": f"s3://{bucket}/p/y.czi", "kind": "image", "format": "CZI", "size": 7, "files": None},
-            {"name": "z", "path": f"s3://{bucket}/p/z", "kind": "folder", "format": None, "size": None, "files": None},
+            {
+                "name": "x.ome.zarr",
+                "path": f"s3://{bucket}/p/x.ome.zarr",
+                "kind": "image",
+                "format": "OME-Zarr",
+                "size": None,
+                "files": None,
+            },
+            {
+                "name": "y.czi",
+                "path": f"s3://{bucket}/p/y.czi",
+                "kind": "image",
+                "format": "CZI",
+                "size": 7,
+                "files": None,
+            },
+            {
+                "name": "z",
+                "path": f"s3://{bucket}/p/z",
+                "kind": "folder",
+                "format": None,
+                "size": None,
+                "files": None,
+            },
         ],
         "next_page": None,
     }
@@ -150,6 +208,8 @@ def test_ls_unreachable_endpoint() -> None:
         port = sock.getsockname()[1]
     env = {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}
     start = time.monotonic()
-    proc = run_ls("s3://bucket/prefix/", "--endpoint-url", f"http://127.0.0.1:{port}", env=env, timeout=30)
+    proc = run_ls(
+        "s3://bucket/prefix/", "--endpoint-url", f"http://127.0.0.1:{port}", env=env, timeout=30
+    )
     assert time.monotonic() - start < 15
     assert_user_error(proc, "s3://bucket/prefix", "cannot reach the storage endpoint")

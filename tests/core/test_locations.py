@@ -427,6 +427,19 @@ def test_rooted_parent_stops_at_root(rooted_tree: tuple[Path, Path]) -> None:
     assert chain == ["inside/deeper", "inside", ""]
 
 
+def test_rooted_errors_name_the_relative_path(rooted_tree: tuple[Path, Path]) -> None:
+    root, _ = rooted_tree
+    with pytest.raises(SourceNotFound) as err:
+        browse("inside/missing", root=root).list()
+    assert str(err.value) == "inside/missing: no such file or directory"
+    with pytest.raises(NotAFolder) as err2:
+        browse("top.txt", root=root).list()
+    assert str(err2.value) == "top.txt: not a folder"
+    with pytest.raises(InvalidPageToken) as err3:
+        browse(".", root=root).list(page="xyz")
+    assert str(err3.value).startswith(".: invalid page token")
+
+
 def test_root_must_exist(tmp_path: Path) -> None:
     with pytest.raises(SourceNotFound):
         browse(".", root=tmp_path / "missing")
@@ -497,6 +510,9 @@ def test_http_quoted_names_and_range_reads(tmp_path: Path, http_server: Any) -> 
     (entry,) = browse(base).list().entries
     assert (entry.name, entry.size, entry.format) == ("my image.ome.tif", 1024, "OME-TIFF")
     assert entry.path == f"{base}/my%20image.ome.tif"
+    rooted = browse(".", root=base)
+    assert [e.path for e in rooted.list().entries] == ["my image.ome.tif"]
+    assert rooted.resolve("my image.ome.tif") == entry.path
     fs = fsspec.filesystem("http", skip_instance_cache=True)
     with fs.open(entry.path, "rb", block_size=16) as fh:  # random access needs Range
         fh.seek(300)
@@ -510,6 +526,11 @@ def test_http_errors(mixed: Path, http_server: Any) -> None:
         browse(f"{base}/data/missing/").list()
     with pytest.raises(NotAFolder):
         browse(f"{base}/data/notes.txt").list()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(StorageUnreachable):
+        browse(f"http://127.0.0.1:{port}/data/").list()
 
 
 def test_http_rooted(mixed: Path, http_server: Any) -> None:
@@ -544,6 +565,7 @@ def s3_bucket(s3: Any) -> str:
         "proj/.hidden": b"h",
         "proj/.hiddendir/x": b"h",
         "top.txt": b"top",
+        "empty/": b"",  # an empty folder: only its marker
     }
     for name, size in MRXS_FILES.items():
         objects[f"proj/slide/{name}"] = b"d" * size
@@ -569,10 +591,18 @@ def test_s3_listing(s3: Any, s3_bucket: str) -> None:
     assert rows(nested.list().entries) == [("deeper", "folder", None, None, None)]
     top = browse(f"s3://{s3_bucket}", **s3.storage_options).list()
     assert rows(top.entries) == [
+        ("empty", "folder", None, None, None),
         ("many", "folder", None, None, None),
         ("proj", "folder", None, None, None),
         ("top.txt", "file", None, 3, None),
     ]
+    buckets = browse("s3://", **s3.storage_options).list(page_size=10000)
+    assert buckets.location == "s3://"
+    assert (s3_bucket, f"s3://{s3_bucket}", "folder") in {
+        (e.name, e.path, e.kind) for e in buckets.entries
+    }
+    empty = browse(f"s3://{s3_bucket}/empty/", **s3.storage_options).list()
+    assert empty.entries == [] and empty.next_page is None
     hidden = browse(f"s3://{s3_bucket}/proj", show_hidden=True, **s3.storage_options).list()
     assert {".hidden", ".hiddendir"} <= {e.name for e in hidden.entries}
 

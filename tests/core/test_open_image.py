@@ -33,7 +33,7 @@ def test_ome_tiff_subifd_pyramid_every_level_every_scene(images):
         assert scene.axes == "TCZYX"
         assert scene.n_levels == len(pyr) and not scene.virtual_pyramid
         assert scene.channel_names == ["DAPI", "GFP"]
-        assert scene.physical_size.X == pytest.approx(0.325) and scene.physical_size.Z is None
+        assert pytest.approx(0.325) == scene.physical_size.X and scene.physical_size.Z is None
         for level, expected in zip(scene.levels, pyr, strict=True):
             assert level.shape == (1, *expected.shape[:1], 1, *expected.shape[1:])
             np.testing.assert_array_equal(level.compute()[0, :, 0], expected)
@@ -56,7 +56,7 @@ def test_svs_like_slide_levels_and_mpp(images):
     img = bioimnb.open_image(path)
     assert img.format == "SVS" and img.axes == "TCZYXS"
     assert img.scenes == ["Image:0"]  # thumbnail and label are associated images, not scenes
-    assert img.physical_size.X == pytest.approx(0.499)
+    assert pytest.approx(0.499) == img.physical_size.X
     assert [s[3:] for s in img.level_shapes] == [p.shape for p in truth]
     for lv, expected in zip(img.levels, truth, strict=True):
         np.testing.assert_array_equal(lv.compute()[0, 0, 0], expected)
@@ -71,7 +71,7 @@ def test_openslide_reader_agrees_with_tifffile(images):
     path, truth = images["svs"]
     img = MultiscaleImage(OpenSlideBackend(resolve(path), "SVS"))
     assert [s[3:] for s in img.level_shapes] == [p.shape for p in truth]
-    assert img.physical_size.X == pytest.approx(0.499)
+    assert pytest.approx(0.499) == img.physical_size.X
     region = img.read(1, t=0, c=0, z=0, y=slice(10, 300), x=slice(500, 700))
     np.testing.assert_array_equal(region, truth[1][10:300, 500:700])
 
@@ -113,8 +113,8 @@ def test_imagej_hyperstack_axes_and_sizes(images):
     assert img.format == "ImageJ TIFF"
     assert img.shape == (2, 2, 3, 64, 80)
     np.testing.assert_array_equal(img.levels[0].compute(), data.transpose(0, 2, 1, 3, 4))
-    assert img.physical_size.X == pytest.approx(0.2)
-    assert img.physical_size.Z == pytest.approx(1.5)
+    assert pytest.approx(0.2) == img.physical_size.X
+    assert pytest.approx(1.5) == img.physical_size.Z
 
 
 @pytest.mark.parametrize("key,version", [("ngff04", "0.4"), ("ngff05", "0.5")])
@@ -259,7 +259,7 @@ def test_dapi_gfp_czi_opens_with_unknown_physical_size(shared_data):
 def test_shared_mosaic_czi_scene_sizes(shared_data):
     img = bioimnb.open_image(shared_data / "czi" / "S3_1Pos_2Mosaic_T1_Z1_CH1.czi")
     assert [img.select_scene(i).shape[3:] for i in range(3)] == [(122, 295), (64, 64), (237, 352)]
-    assert img.physical_size.X == pytest.approx(1.6)
+    assert pytest.approx(1.6) == img.physical_size.X
 
 
 def test_shared_deltavision_matches_mrc(shared_data):
@@ -269,8 +269,8 @@ def test_shared_deltavision_matches_mrc(shared_data):
     img = bioimnb.open_image(path)
     assert img.format == "DeltaVision"
     assert img.shape == (1, 2, 17, 128, 128) and img.dtype == np.uint16
-    assert img.physical_size.X == pytest.approx(0.13262, rel=1e-4)
-    assert img.physical_size.Z == pytest.approx(0.3, rel=1e-4)
+    assert pytest.approx(0.13262, rel=1e-4) == img.physical_size.X
+    assert pytest.approx(0.3, rel=1e-4) == img.physical_size.Z
     ref = np.asarray(mrc.imread(str(path)))  # (C, Z, Y, X) for this file
     np.testing.assert_array_equal(img.levels[0].compute()[0], ref.reshape(2, 17, 128, 128))
 

@@ -42,7 +42,6 @@ _UNIT_UM = {
     "picometer": 1e-6,
     "kilometer": 1e9,
 }
-INCOMPLETE_KEY = "bioimnb_incomplete"
 
 
 def open_store(res: Resolved) -> Any:
@@ -141,8 +140,11 @@ class ZarrBackend(Backend):
         out: dict[str, Any] = {"ngff_version": self.ngff_version}
         if isinstance(self.root, zarr.Group):
             raw = self.root.attrs.asdict()
-            if raw.get(INCOMPLETE_KEY) or self.attrs.get(INCOMPLETE_KEY):
+            state = raw.get("bioimnb")
+            if isinstance(state, dict) and state.get("status") not in (None, "complete"):
                 out["incomplete"] = True
+            if isinstance(state, dict) and isinstance(state.get("provenance"), dict):
+                out["provenance"] = state["provenance"]
         return out
 
     # -- scenes ------------------------------------------------------------------------

@@ -1,0 +1,6 @@
+"""Conversion to open formats: OME-Zarr (NGFF 0.4 / 0.5) and pyramidal OME-TIFF."""
+
+from .engine import ConversionCancelled, ConversionReport, Progress, convert
+from .options import COMPRESSIONS, ConvertOptions
+
+__all__ = ["COMPRESSIONS", "ConversionCancelled", "ConversionReport", "ConvertOptions", "Progress", "convert"]

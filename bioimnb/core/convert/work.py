@@ -1,0 +1,119 @@
+"""Work units that run where the executor puts them (threads here, or dask workers).
+
+Everything a block task needs travels as plain, picklable data (:class:`Job`, :class:`Block`);
+each process opens the source image and destination arrays once and keeps them in a small
+cache, so a distributed worker pays the header parsing once, not per block.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .downsample import reduce_block
+from .plan import Block
+
+__all__ = ["Job", "block_digest", "open_dest_array", "run_block"]
+
+_LOCK = threading.Lock()
+_SOURCES: dict[str, Any] = {}
+_ARRAYS: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class Job:
+    source: str
+    source_options: str
+    """JSON of the source storage options (may hold credentials; never shown)."""
+    scene: int
+    samples: int
+    dest: str
+    dest_options: str
+    array_path: str
+    prev_path: str | None
+    factors: tuple[int, int, int]
+    method: str
+
+
+def _source(job: Job) -> Any:
+    key = job.source + "\0" + job.source_options
+    with _LOCK:
+        img = _SOURCES.get(key)
+        if img is None:
+            from ..images import open_image
+
+            img = open_image(job.source, **json.loads(job.source_options))
+            _SOURCES[key] = img
+    return img.select_scene(job.scene)
+
+
+def open_dest_array(dest: str, dest_options: str, path: str) -> Any:
+    key = "\0".join((dest, dest_options, path))
+    with _LOCK:
+        arr = _ARRAYS.get(key)
+        if arr is None:
+            import zarr
+
+            from .stores import open_store
+
+            arr = zarr.open_array(open_store(dest, json.loads(dest_options)), path=path, mode="r+")
+            _ARRAYS[key] = arr
+    return arr
+
+
+def forget(dest: str) -> None:
+    """Drop cached handles of a destination (after it was deleted or rewritten)."""
+    with _LOCK:
+        for key in [k for k in _ARRAYS if k.startswith(dest + "\0")]:
+            del _ARRAYS[key]
+
+
+def block_digest(data: np.ndarray) -> str:
+    """Checksum of a block's pixels, independent of memory layout and byte order."""
+    a = np.ascontiguousarray(data)
+    if a.dtype.byteorder == ">" or (a.dtype.byteorder == "=" and not np.little_endian):
+        a = a.astype(a.dtype.newbyteorder("<"))
+    h = hashlib.blake2b(digest_size=16)
+    h.update(str(a.dtype.str).encode() + str(a.shape).encode())
+    h.update(a.data.cast("B"))
+    return h.hexdigest()
+
+
+def read_source_block(job: Job, block: Block) -> np.ndarray:
+    img = _source(job)
+    ys, xs = slice(block.y0, block.y1), slice(block.x0, block.x1)
+    if job.samples > 1:
+        c, s = divmod(block.c, job.samples)
+        return img.read(0, t=block.t, c=c, z=block.z, y=ys, x=xs, s=s)
+    return img.read(0, t=block.t, c=block.c, z=block.z, y=ys, x=xs)
+
+
+def run_block(job: Job, block: Block) -> tuple[str, str, int]:
+    """Write one block of one level; returns (block key, level-0 digest or "", raw bytes)."""
+    out = open_dest_array(job.dest, job.dest_options, job.array_path)
+    if job.prev_path is None:
+        data = read_source_block(job, block)
+    else:
+        prev = open_dest_array(job.dest, job.dest_options, job.prev_path)
+        fz, fy, fx = job.factors
+        pz, py, px = prev.shape[2], prev.shape[3], prev.shape[4]
+        region = prev[
+            block.t,
+            block.c,
+            block.z * fz : min(pz, (block.z + 1) * fz),
+            block.y0 * fy : min(py, block.y1 * fy),
+            block.x0 * fx : min(px, block.x1 * fx),
+        ]
+        data = reduce_block(np.asarray(region), (fz, fy, fx), job.method)[0]
+    data = np.asarray(data, dtype=out.dtype)
+    expected = (block.y1 - block.y0, block.x1 - block.x0)
+    if data.shape != expected:
+        raise ValueError(f"block {block.key}: got shape {data.shape}, expected {expected}")
+    out[block.t, block.c, block.z, block.y0 : block.y1, block.x0 : block.x1] = data
+    digest = block_digest(data) if block.level == 0 else ""
+    return block.key, digest, int(data.nbytes)
