@@ -54,6 +54,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
         return 0
     print(f"{info['source']}  [{info['format']}, read by {info['reader']}]")
+    if info.get("incomplete"):
+        print("  INCOMPLETE: an interrupted conversion wrote this; finish it with `bioimnb convert SRC DST --resume`")
     for scene in info["scenes"]:
         px = scene["physical_size_um"]
         size = " x ".join("?" if px[a] is None else f"{px[a]:g}" for a in ("X", "Y", "Z"))
@@ -85,6 +87,70 @@ def _cmd_ls(args: argparse.Namespace) -> int:
         print(f"{kind:>12}  {size:>9}  {name}{files}")
     if data["next_page"]:
         print(f"... more: --page {data['next_page']}")
+    return 0
+
+
+def _scenes(text: str | None) -> list[int | str] | None:
+    if not text:
+        return None
+    out: list[int | str] = []
+    for part in text.split(","):
+        part = part.strip()
+        if part:
+            out.append(int(part) if part.lstrip("-").isdigit() else part)
+    return out
+
+
+class _ProgressLine:
+    """One updating line on a terminal; sparse plain lines when stderr is not a terminal."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = -1.0
+
+    def __call__(self, p: Any) -> None:
+        pct = 100.0 * p.fraction
+        if not self.tty and pct - self.last < 10 and p.done < p.total:
+            return
+        self.last = pct
+        eta = "" if p.eta is None else f", ETA {p.eta:.0f} s"
+        line = f"{p.phase}: {p.done}/{p.total} blocks ({pct:.0f}%){eta}"
+        if self.tty:
+            print("\r" + line.ljust(70), end="", file=sys.stderr, flush=True)
+            if p.done >= p.total:
+                print(file=sys.stderr)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .core.convert import convert
+
+    report = convert(
+        args.source,
+        args.dest,
+        to=args.to,
+        ngff=args.ngff,
+        scenes=_scenes(args.scenes),
+        chunks=args.chunks,
+        shards=args.shards,
+        compression=args.compression,
+        compression_level=args.compression_level,
+        downsample=args.downsample,
+        levels=args.levels,
+        downsample_z=args.downsample_z,
+        overwrite=args.overwrite,
+        resume=args.resume,
+        verify=not args.no_verify,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        progress=None if args.quiet else _ProgressLine(),
+        **_storage_options(args),
+    )
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report.summary())
     return 0
 
 
@@ -135,6 +201,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_storage_flags(ls)
     ls.set_defaults(func=_cmd_ls)
 
+    conv = sub.add_parser("convert", help="convert to OME-Zarr (NGFF 0.4/0.5) or pyramidal OME-TIFF, verified")
+    conv.add_argument("source", help="any image bioimnb reads (path or URL)")
+    conv.add_argument("dest", help="output path or URL (e.g. out.ome.zarr, s3://bucket/out.ome.zarr, out.ome.tif)")
+    conv.add_argument("--to", choices=["ome-zarr", "ome-tiff"], default=None, help="output format (default: from DEST's extension, else ome-zarr)")
+    conv.add_argument("--ngff", choices=["0.4", "0.5"], default="0.5", help="NGFF version (0.5: zarr v3 + sharding; 0.4: zarr v2)")
+    conv.add_argument("--scenes", help="comma-separated scene indices or names (default: all)")
+    conv.add_argument("--chunks", type=int, default=512, metavar="N", help="chunk (tile) edge in Y and X")
+    conv.add_argument("--shards", type=int, default=None, metavar="N", help="shard edge in Y and X (NGFF 0.5; default 8 chunks)")
+    conv.add_argument("--compression", choices=["zstd", "blosc-lz4", "zlib", "none"], default=None)
+    conv.add_argument("--compression-level", type=int, default=None, metavar="L")
+    conv.add_argument("--downsample", choices=["mean", "mode", "nearest"], default="mean", help="mean for intensities, mode/nearest for labels")
+    conv.add_argument("--downsample-z", action="store_true", help="also halve Z at each level")
+    conv.add_argument("--levels", type=int, default=None, metavar="N", help="pyramid levels (default: until a level fits 256 px)")
+    conv.add_argument("--overwrite", action="store_true", help="replace an existing destination")
+    conv.add_argument("--resume", action="store_true", help="finish an interrupted conversion, keeping written blocks")
+    conv.add_argument("--no-verify", action="store_true", help="skip the level-0 checksum comparison and validation")
+    conv.add_argument("--scheduler", default=None, metavar="ADDRESS", help="dask.distributed scheduler address (default: local threads)")
+    conv.add_argument("--workers", type=int, default=None, metavar="N", help="local worker threads (default: CPU count)")
+    conv.add_argument("--json", action="store_true", help="print the report as JSON")
+    conv.add_argument("--quiet", action="store_true", help="no progress output")
+    _add_storage_flags(conv)
+    conv.set_defaults(func=_cmd_convert)
+
     demo = sub.add_parser("demo", help="write synthetic demo images (no download) into a folder")
     demo.add_argument("folder", nargs="?", default="notebooks/data")
     demo.add_argument("--small", action="store_true", help="1k instead of 4k images")
@@ -160,8 +249,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return func(args)
     except BioimnbError as exc:
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
         print(f"bioimnb: error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        from .core.convert import ConversionCancelled
+
+        return 130 if isinstance(exc, ConversionCancelled) else EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("bioimnb: interrupted", file=sys.stderr)
         return 130

@@ -126,7 +126,8 @@ class _Executor:
         if self.client is not None:
             from distributed import wait
 
-            res = wait(list(futures), return_when="FIRST_COMPLETED")
+            with self.client.as_current():
+                res = wait(list(futures), return_when="FIRST_COMPLETED")
             return set(res.done), set(res.not_done)
         done, pending = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
         return set(done), set(pending)
@@ -497,7 +498,7 @@ def convert(
     source: str | os.PathLike[str] | MultiscaleImage,
     dest: str | os.PathLike[str],
     *,
-    to: str = "ome-zarr",
+    to: str | None = None,
     ngff: str = "0.5",
     scenes: list[int | str] | None = None,
     chunks: int = 512,
@@ -533,8 +534,10 @@ def convert(
     dest = os.fspath(dest)
     src_opts = dict(source_options if source_options is not None else storage_options)
     dst_opts = dict(dest_options if dest_options is not None else storage_options)
-    if not isinstance(dest, str) or not dest:
+    if not dest:
         raise BioimnbError(dest, "no destination given")
+    if to is None:
+        to = "ome-tiff" if dest.lower().rstrip("/").endswith((".tif", ".tiff", ".btf", ".tf2", ".tf8")) else "ome-zarr"
     opts = ConvertOptions(
         to=to,
         ngff=str(ngff),

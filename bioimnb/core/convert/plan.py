@@ -92,7 +92,7 @@ def _pick_scenes(img: MultiscaleImage, wanted: list[int | str] | None) -> list[i
 
 def make_plan(img: MultiscaleImage, opts: ConvertOptions) -> list[ScenePlan]:
     indices = _pick_scenes(img, opts.scenes)
-    single = len(indices) == 1 and len(img.scenes) == 1
+    single = len(indices) == 1
     plans = []
     for n, index in enumerate(indices):
         scene = img.select_scene(index)

@@ -122,7 +122,10 @@ class Level:
         chunks: tuple[int, ...] | None = None,
         dask_array: da.Array | None = None,
         name: str = "level",
+        lock: Any = None,
     ) -> None:
+        self.lock = lock
+        """Serialises reads for readers that are not safe to call from several threads."""
         self.native = native
         self.axis_map = axis_map
         self.native_chunks = chunks if chunks is not None else getattr(native, "chunks", None)
@@ -163,8 +166,9 @@ class Level:
 
     def read(self, key: tuple[Any, ...]) -> np.ndarray:
         """Read a region given as ints/slices over canonical axes, straight from the native store."""
-        if self._dask is not None and self.native is None:
-            return np.asarray(self._dask[key].compute(scheduler="sync"))
+        if self.lock is not None:
+            with self.lock:
+                return self.axis_map.read(self.native, key)
         return self.axis_map.read(self.native, key)
 
 

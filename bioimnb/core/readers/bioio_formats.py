@@ -65,6 +65,9 @@ class BioioBackend(Backend):
         self.reader_cls = importlib.import_module(module_name).Reader
         self.res = res
         self.format_name = format_name
+        # bioio readers keep file resources that break when two threads compute separate
+        # arrays at once (seen with bioio-dv: the file ends up closed); region reads take turns.
+        self._read_lock = threading.RLock()
         self._first = self._open()
         self._names = [str(s) for s in self._first.scenes]
 
@@ -103,7 +106,14 @@ class BioioBackend(Backend):
                 arr, level_order = _dask_data(img, order)
                 axis_map = AxisMap(level_order, self.res.url)
                 levels.append(
-                    Level(arr, axis_map, chunks=arr.chunksize, dask_array=axis_map.to_canonical(arr), name="bioio")
+                    Level(
+                        arr,
+                        axis_map,
+                        chunks=arr.chunksize,
+                        dask_array=axis_map.to_canonical(arr),
+                        name="bioio",
+                        lock=self._read_lock,
+                    )
                 )
             if len(res_levels) > 1:
                 img.set_resolution_level(res_levels[0])
