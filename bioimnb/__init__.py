@@ -21,10 +21,13 @@ __all__ = [
     "MultiscaleImage",
     "__version__",
     "browse",
+    "convert",
+    "load_ipython_extension",
     "open_image",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .core.convert import convert
     from .core.errors import BioimnbError
     from .core.images import MultiscaleImage, open_image
     from .core.locations import Location, browse
@@ -35,6 +38,8 @@ _LAZY = {
     "browse": "bioimnb.core.locations",
     "Location": "bioimnb.core.locations",
     "BioimnbError": "bioimnb.core.errors",
+    "convert": "bioimnb.core.convert",
+    "ConvertPanel": "bioimnb.widgets.convert",
 }
 
 
@@ -61,3 +66,10 @@ def _jupyter_labextension_paths() -> list[dict[str, str]]:
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
     """The Jupyter server extension: ``bioimnb.server._load_jupyter_server_extension``."""
     return [{"module": "bioimnb.server"}]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext bioimnb``: registers the ``%bioim`` line magic (imported only here)."""
+    from .magics import load_ipython_extension as load
+
+    load(ipython)

@@ -121,13 +121,16 @@ class TiffBackend(Backend):
         end = 0
         for s in self.series:
             for lvl in s.levels:
-                pages = [p for p in (lvl.pages[0], lvl.pages[-1]) if p is not None] if len(lvl.pages) else []
-                for p in pages:
-                    offsets = getattr(p, "dataoffsets", ()) or ()
-                    counts = getattr(p, "databytecounts", ()) or ()
-                    for o, c in zip(offsets, counts, strict=False):
-                        if o and c:
-                            end = max(end, int(o) + int(c))
+                pages = lvl.pages
+                seen: set[int] = set()
+                for p in (pages[0], pages[-1]) if len(pages) else ():
+                    if p is None or id(p) in seen:
+                        continue
+                    seen.add(id(p))
+                    offsets = np.asarray(getattr(p, "dataoffsets", ()) or (), dtype=np.uint64)
+                    counts = np.asarray(getattr(p, "databytecounts", ()) or (), dtype=np.uint64)
+                    if offsets.size and offsets.size == counts.size:
+                        end = max(end, int((offsets + counts).max()))
             check_declared_size(self.res.url, tuple(s.shape), s.dtype)
         if end > self.size:
             raise CorruptFile(
