@@ -78,10 +78,10 @@ class BioimMagics(Magics):
                 print(format_listing(page.to_dict()) or "(empty)")
                 return None
             if args.command == "convert":
-                panel = bioimnb.ConvertPanel(args.source, args.dest, **convert_kwargs(args))  # type: ignore[attr-defined]
+                panel = bioimnb.ConvertPanel(args.source, args.dest, **convert_kwargs(args))  # type: ignore[attr-defined,misc]
                 return panel.start()
             if args.command == "view":
-                return bioimnb.view(args.source, **storage_options(args))  # type: ignore[attr-defined]
+                return bioimnb.view(args.source, **storage_options(args))  # type: ignore[attr-defined,misc]
         except BioimnbError as exc:
             raise UsageError(f"bioimnb: {exc}") from None
         raise UsageError(f"%bioim: unknown command {args.command!r}")
