@@ -47,6 +47,7 @@ import asyncio
 import base64
 import binascii
 import heapq
+import json
 import os
 import posixpath
 import stat
@@ -73,6 +74,43 @@ __all__ = [
 Kind = Literal["folder", "image", "file"]
 
 ZARR_MARKERS = ("zarr.json", ".zattrs", ".zgroup")
+_OME_KEYS = ("multiscales", "plate", "well", "bioformats2raw.layout", "labels")
+
+
+def zarr_kind(marker: str, data: bytes | None) -> str | None:
+    """``image`` for OME-Zarr metadata, ``zarr array`` for an array node, else None (unknown)."""
+    if not data:
+        return None
+    try:
+        meta = json.loads(data[: 1 << 20])
+    except ValueError:
+        return None
+    if not isinstance(meta, dict):
+        return None
+    attrs = meta.get("attributes", meta) if marker == "zarr.json" else meta
+    ome = attrs.get("ome", attrs) if isinstance(attrs, dict) else {}
+    if isinstance(ome, dict) and any(k in ome for k in _OME_KEYS):
+        return "image"
+    if meta.get("node_type") == "array" or marker == ".zarray":
+        return "zarr array"
+    return None
+
+
+def _local_zarr_kind(folder: str) -> str:
+    """``image`` for an OME-Zarr node, else ``zarr array`` / ``zarr group`` (reads one small file).
+
+    Inside an OME-Zarr, the resolution arrays (``0/``, ``1/``) are zarr nodes too; they are
+    folders of chunks, not images.
+    """
+    for marker in ("zarr.json", ".zattrs", ".zarray"):
+        try:
+            with open(os.path.join(folder, marker), "rb") as fh:
+                kind = zarr_kind(marker, fh.read(1 << 20))
+        except OSError:
+            continue
+        if kind is not None:
+            return kind
+    return "zarr group"
 """Files whose presence at the top of a folder makes it a zarr (v3, v2 attributes, v2 group)."""
 
 _MRXS_SUFFIX = ".mrxs"
@@ -577,10 +615,13 @@ class Location:
             except OSError:  # dangling link
                 return Entry(name, path, "file")
         if stat.S_ISDIR(st.st_mode):
-            if zarr_like_name(name) or any(
-                os.path.exists(os.path.join(full, marker)) for marker in ZARR_MARKERS
-            ):
+            if zarr_like_name(name):
                 return Entry(name, path, "image", "OME-Zarr")
+            if any(os.path.exists(os.path.join(full, marker)) for marker in ZARR_MARKERS):
+                kind = _local_zarr_kind(full)
+                if kind == "image":
+                    return Entry(name, path, "image", "OME-Zarr")
+                return Entry(name, path, "folder", kind)
             return Entry(name, path, "folder")
         fmt = format_for_name(name)
         if fmt is None:
@@ -745,6 +786,13 @@ class Location:
         keys = {obj["Key"] for obj in resp.get("Contents") or []}
         return any(prefix + n in keys for n in names)
 
+    async def _s3_zarr_kind(self, bucket: str, inner: str, marker: str) -> str:
+        try:
+            data = await self._fs._cat_file(f"{bucket}/{inner}{marker}")
+        except Exception:  # noqa: BLE001 - unreadable metadata: a zarr group we know nothing of
+            data = None
+        return zarr_kind(marker, data) or "zarr group"
+
     async def _s3_entry(
         self, bucket: str, prefix: str, name: str, is_dir: bool, size: int | None
     ) -> Entry:
@@ -759,7 +807,10 @@ class Location:
                 self._s3_exists(bucket, inner, (".zattrs", ".zgroup")),
             )
             if v3 or v2:
-                return Entry(name, path, "image", "OME-Zarr")
+                kind = await self._s3_zarr_kind(bucket, inner, "zarr.json" if v3 else ".zattrs")
+                if kind == "image":
+                    return Entry(name, path, "image", "OME-Zarr")
+                return Entry(name, path, "folder", kind)
             return Entry(name, path, "folder")
         fmt = format_for_name(name)
         if fmt is None:
@@ -830,18 +881,34 @@ class Location:
                     if stem in by_name and by_name[stem][0]:
                         checks[f"mrxs:{name}"] = self._call(fs, "ls", by_name[stem][2], detail=True)
         results = self._run(checks)
+        # Folders with zarr markers: read the marker to tell OME images from bare arrays/groups.
+        meta_calls: dict[str, Any] = {}
+        marker_of: dict[str, str] = {}
+        for name in chosen:
+            is_dir, _, full = by_name[name]
+            if is_dir and not zarr_like_name(name):
+                present = [m for m in ZARR_MARKERS if results.get(f"exists:{name}:{m}") is True]
+                if present:
+                    marker = "zarr.json" if "zarr.json" in present else ".zattrs" if ".zattrs" in present else ".zgroup"
+                    marker_of[name] = marker
+                    meta_calls[f"meta:{name}"] = self._call(fs, "cat_file", f"{full}/{marker}")
+        fetched = self._run(meta_calls)
+        metas = {k: (marker_of[k[5:]], v if isinstance(v, bytes) else None) for k, v in fetched.items()}
 
         entries: _Entries = []
         for name in chosen:
             is_dir, size, full = by_name[name]
             path = self._entry_path(name, full)
             if is_dir:
-                zarr = zarr_like_name(name) or any(
-                    results.get(f"exists:{name}:{m}") is True for m in ZARR_MARKERS
-                )
-                entries.append(
-                    Entry(name, path, "image", "OME-Zarr") if zarr else Entry(name, path, "folder")
-                )
+                if zarr_like_name(name):
+                    entries.append(Entry(name, path, "image", "OME-Zarr"))
+                elif f"meta:{name}" in metas:
+                    kind = zarr_kind(metas[f"meta:{name}"][0], metas[f"meta:{name}"][1]) or "zarr group"
+                    entries.append(
+                        Entry(name, path, "image", "OME-Zarr") if kind == "image" else Entry(name, path, "folder", kind)
+                    )
+                else:
+                    entries.append(Entry(name, path, "folder"))
                 continue
             if size is None:
                 found = results.get(f"size:{name}")

@@ -44,11 +44,13 @@ def make_mixed(root: Path) -> Path:
     (zarr / "zarr.json").write_text('{"zarr_format": 3, "node_type": "group"}')
     for i in range(300):  # many chunk files that must never be listed or stat-ed
         (zarr / "A" / "1" / "0" / f"c{i}").write_bytes(b"x")
-    (root / "v2group").mkdir()  # not named .zarr: recognised by its .zattrs
-    (root / "v2group" / ".zattrs").write_text("{}")
+    (root / "v2group").mkdir()  # not named .zarr: recognised by the OME metadata in its .zattrs
+    (root / "v2group" / ".zattrs").write_text('{"multiscales": [{"datasets": [{"path": "0"}]}]}')
     (root / "v2group" / "0").mkdir()
     (root / "v3noext").mkdir()
-    (root / "v3noext" / "zarr.json").write_text("{}")
+    (root / "v3noext" / "zarr.json").write_text('{"node_type": "group", "attributes": {"ome": {"plate": {}}}}')
+    (root / "zarrarray").mkdir()  # a bare zarr array (e.g. a resolution level): a folder of chunks
+    (root / "zarrarray" / "zarr.json").write_text('{"zarr_format": 3, "node_type": "array"}')
     (root / "slide.mrxs").write_bytes(b"m" * 100)
     (root / "slide").mkdir()
     for name, size in MRXS_FILES.items():
@@ -79,6 +81,7 @@ MIXED = [
     ("slide.mrxs", "image", "MRXS", MRXS_SIZE, 1 + len(MRXS_FILES)),
     ("v2group", "image", "OME-Zarr", None, None),
     ("v3noext", "image", "OME-Zarr", None, None),
+    ("zarrarray", "folder", "zarr array", None, None),
 ]
 
 
@@ -460,6 +463,7 @@ def test_memory_filesystem() -> None:
             f"{base}/a.txt": b"1",
             f"{base}/img.zarr/zarr.json": b"{}",
             f"{base}/grp/.zgroup": b"{}",
+            f"{base}/grp/.zattrs": b'{"bioformats2raw.layout": 3}',
             f"{base}/slide.mrxs": b"mm",
             f"{base}/slide/Index.dat": b"iii",
             f"{base}/sub/x.tif": b"x",
@@ -552,9 +556,10 @@ def s3_bucket(s3: Any) -> str:
     objects = {
         "proj/": b"",  # a folder marker
         "proj/plate.ome.zarr/zarr.json": b'{"zarr_format": 3}',
-        "proj/v2group/.zattrs": b"{}",
+        "proj/v2group/.zattrs": b'{"multiscales": [{"datasets": [{"path": "0"}]}]}',
         "proj/v2group/.zgroup": b"{}",
-        "proj/v3noext/zarr.json": b"{}",
+        "proj/v3noext/zarr.json": b'{"node_type": "group", "attributes": {"ome": {"plate": {}}}}',
+        "proj/zarrarray/zarr.json": b'{"zarr_format": 3, "node_type": "array"}',
         "proj/slide.mrxs": b"m" * 100,
         "proj/orphan.mrxs": b"o" * 7,
         "proj/a.ome.tif": b"t" * 123,
