@@ -295,3 +295,44 @@ def test_cli_flags_contract(images, tmp_path):
     assert arr.metadata.zarr_format == 2 and arr.chunks == (1, 1, 1, 128, 128)
     again = subprocess.run(_convert_cmd(str(src), str(dest)), capture_output=True, text=True)
     assert again.returncode == 2 and again.stderr.count("\n") == 1 and "destination exists" in again.stderr
+
+
+@pytest.mark.parametrize("ngff", ["0.5", "0.4"])
+def test_plate_source_becomes_ngff_plate(images, tmp_path, ngff):
+    src, truth = images["plate"]
+    dest = tmp_path / "plate.ome.zarr"
+    report = convert(src, dest, ngff=ngff)
+    assert any("HCS plate" in c for c in report.checks)
+    root = zarr.open_group(str(dest), mode="r")
+    attrs = root.attrs["ome"] if ngff == "0.5" else root.attrs.asdict()
+    assert [w["path"] for w in attrs["plate"]["wells"]] == ["A/1", "A/2"]
+    out = bioimnb.open_image(dest)
+    assert out.format == "OME-Zarr plate"
+    for name, data in truth.items():
+        np.testing.assert_array_equal(out.select_scene(name).levels[0].compute()[0, :, 0], data)
+
+
+def test_ome_tiff_describing_a_plate_becomes_ngff_plate(images, tmp_path):
+    from ome_types import from_xml
+    from ome_types.model import ImageRef, Plate, Well, WellSample
+
+    src = tmp_path / "plate.ome.tif"
+    src.write_bytes(images["ome_tiff"][0].read_bytes())
+    with tifffile.TiffFile(src) as tf:
+        ome = from_xml(tf.ome_metadata)
+    ome.plates = [
+        Plate(
+            id="Plate:0",
+            name="screen-1",
+            wells=[
+                Well(id=f"Well:{i}", row=1, column=i, well_samples=[WellSample(id=f"WellSample:{i}", index=i, image_ref=ImageRef(id=ome.images[i].id))])
+                for i in range(2)
+            ],
+        )
+    ]
+    tifffile.tiffcomment(src, ome.to_xml().encode())
+    dest = tmp_path / "screen.ome.zarr"
+    convert(src, dest)
+    out = bioimnb.open_image(dest)
+    assert out.scenes == ["B/1/0", "B/2/0"]
+    np.testing.assert_array_equal(out.select_scene("B/2/0").levels[0].compute()[0, :, 0], images["ome_tiff"][1][1][0])

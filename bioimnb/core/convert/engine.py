@@ -365,8 +365,17 @@ class _Run:
         opts = self.opts
         root = zarr.open_group(store, mode="w", zarr_format=zarr_format)  # type: ignore[arg-type]
         multi = len(plans) > 1 or plans[0].path != ""
+        is_plate = all(p.well is not None for p in plans)
         attrs: dict[str, Any] = {}
-        if multi:
+        if is_plate:
+            attrs = wrap({"plate": _plate_attrs(img, plans, opts)}, opts.ngff)
+            for row, col in dict.fromkeys(p.well for p in plans if p.well):
+                fields = [p.path.rsplit("/", 1)[-1] for p in plans if p.well == (row, col)]
+                well_attrs: dict[str, Any] = {"images": [{"path": f} for f in fields]}
+                if opts.ngff == "0.4":
+                    well_attrs["version"] = "0.4"
+                root.require_group(f"{row}/{col}").attrs.update(wrap({"well": well_attrs}, opts.ngff))
+        elif multi:
             attrs = wrap({"bioformats2raw.layout": 3}, opts.ngff)
         attrs["bioimnb"] = self._status_attrs("incomplete")
         for plan in plans:
@@ -396,7 +405,7 @@ class _Run:
             else:
                 attrs.update(image)
         root.attrs.update(attrs)
-        if multi:
+        if multi and not is_plate:
             ome = root.require_group("OME")
             ome.attrs.update(wrap({"series": [p.path for p in plans]}, opts.ngff))
 
@@ -414,8 +423,11 @@ class _Run:
             group.attrs.update(image)
         if len(plans) > 1 or plans[0].path:
             xml = _ome_xml_for(img, plans)
+            target = res.path.rstrip("/") + "/OME/METADATA.ome.xml"
             with storage_errors(self.dest):
-                res.fs.pipe_file(res.path.rstrip("/") + "/OME/METADATA.ome.xml", xml.encode("utf-8"))
+                if res.local:
+                    os.makedirs(os.path.dirname(target), exist_ok=True)
+                res.fs.pipe_file(target, xml.encode("utf-8"))
         checksums = {str(p.index): _plane_digests(journal, p.index) for p in plans}
         root.attrs["bioimnb"] = self._status_attrs(
             "incomplete", {"provenance": provenance, "checksums": checksums}
@@ -428,6 +440,31 @@ class _Run:
         attrs = dict(root.attrs.get("bioimnb", {}))
         attrs["status"] = "complete"
         root.attrs["bioimnb"] = attrs
+
+
+def _plate_attrs(img: MultiscaleImage, plans: list[ScenePlan], opts: ConvertOptions) -> dict[str, Any]:
+    from .plan import plate_layout
+
+    layout = plate_layout(img) or {}
+    rows = [r for r in layout.get("rows", []) if any(p.well and p.well[0] == r for p in plans)]
+    cols = [c for c in layout.get("columns", []) if any(p.well and p.well[1] == c for p in plans)]
+    wells = []
+    for row, col in dict.fromkeys(p.well for p in plans if p.well):
+        wells.append({"path": f"{row}/{col}", "rowIndex": rows.index(row), "columnIndex": cols.index(col)})
+    per_well: dict[tuple[str, str], int] = {}
+    for p in plans:
+        if p.well:
+            per_well[p.well] = per_well.get(p.well, 0) + 1
+    plate: dict[str, Any] = {
+        "name": str(layout.get("name") or "plate"),
+        "rows": [{"name": r} for r in rows],
+        "columns": [{"name": c} for c in cols],
+        "wells": wells,
+        "field_count": max(per_well.values()),
+    }
+    if opts.ngff == "0.4":
+        plate["version"] = "0.4"
+    return plate
 
 
 def _ome_xml_for(img: MultiscaleImage, plans: list[ScenePlan]) -> str:
@@ -478,6 +515,13 @@ def _validate_ngff(run: _Run, plans: list[ScenePlan]) -> str:
     try:
         for plan in plans:
             Image.from_zarr(root[plan.path] if plan.path else root)
+        if all(p.well is not None for p in plans):
+            if run.opts.ngff == "0.5":
+                from ome_zarr_models.v05 import HCS
+            else:
+                from ome_zarr_models.v04 import HCS  # type: ignore[assignment]
+            HCS.from_zarr(root)
+            return f"ome-zarr-models v{run.opts.ngff.replace('.', '')} validation passed ({len(plans)} image(s) in an HCS plate)"
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise CorruptFile(run.dest, f"output fails OME-Zarr {run.opts.ngff} validation ({first})") from exc

@@ -5,13 +5,14 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from ..images import MultiscaleImage
 from .options import ConvertOptions
 
-__all__ = ["Block", "ScenePlan", "make_plan"]
+__all__ = ["Block", "ScenePlan", "make_plan", "plate_layout"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class ScenePlan:
     block_edge: int = 2048
     samples: int = 1
     """RGB(A) samples per pixel in the source (folded into channels in the output)."""
+    well: tuple[str, str] | None = None
+    """(row, column) names when the scene is a field of an HCS plate well."""
 
     def chunks_for(self, level: int) -> tuple[int, ...]:
         shape = self.shapes[level]
@@ -90,8 +93,58 @@ def _pick_scenes(img: MultiscaleImage, wanted: list[int | str] | None) -> list[i
     return sorted(set(out))
 
 
+def _row_name(i: int, convention: Any) -> str:
+    if str(getattr(convention, "value", convention)).lower() == "number":
+        return str(i + 1)
+    name = ""
+    i += 1
+    while i:
+        i, rem = divmod(i - 1, 26)
+        name = chr(65 + rem) + name
+    return name
+
+
+def plate_layout(img: MultiscaleImage) -> dict[str, Any] | None:
+    """The HCS plate a source describes: ``{"name", "rows", "columns", "fields"}`` where
+    ``fields[scene] = (row, column, field)``; None when the source is not one complete plate."""
+    layout = getattr(img._backend, "plate_layout", None)
+    if callable(layout):
+        found = layout()
+        if found is not None:
+            return found
+    try:
+        ome = img.ome
+    except Exception:  # noqa: BLE001 - no OME model, no plate
+        return None
+    if len(ome.plates) != 1 or not ome.images:
+        return None
+    plate = ome.plates[0]
+    index = {im.id: i for i, im in enumerate(ome.images)}
+    fields: dict[int, tuple[str, str, str]] = {}
+    rows: set[tuple[int, str]] = set()
+    cols: set[tuple[int, str]] = set()
+    for well in plate.wells:
+        r = _row_name(int(well.row), plate.row_naming_convention or "letter")
+        c = _row_name(int(well.column), plate.column_naming_convention or "number")
+        rows.add((int(well.row), r))
+        cols.add((int(well.column), c))
+        for n, sample in enumerate(sorted(well.well_samples, key=lambda s: s.index)):
+            if sample.image_ref is None or sample.image_ref.id not in index:
+                return None
+            fields[index[sample.image_ref.id]] = (r, c, str(n))
+    if sorted(fields) != list(range(len(img.scenes))):
+        return None
+    return {
+        "name": plate.name or "plate",
+        "rows": [name for _, name in sorted(rows)],
+        "columns": [name for _, name in sorted(cols)],
+        "fields": [fields[i] for i in range(len(img.scenes))],
+    }
+
+
 def make_plan(img: MultiscaleImage, opts: ConvertOptions) -> list[ScenePlan]:
     indices = _pick_scenes(img, opts.scenes)
+    plate = plate_layout(img) if len(indices) == len(img.scenes) and len(indices) > 1 else None
     single = len(indices) == 1
     plans = []
     for n, index in enumerate(indices):
@@ -117,11 +170,18 @@ def make_plan(img: MultiscaleImage, opts: ConvertOptions) -> list[ScenePlan]:
             shapes.append((last[0], last[1], math.ceil(last[2] / fz), math.ceil(last[3] / fy), math.ceil(last[4] / fx)))
             factors.append((fz, fy, fx))
         edge = opts.shards if opts.shards else max(opts.chunks, 2048 // opts.chunks * opts.chunks)
+        well = None
+        path = "" if single else str(n)
+        if plate is not None:
+            row, col, field_name = plate["fields"][index]
+            well = (row, col)
+            path = f"{row}/{col}/{field_name}"
         plans.append(
             ScenePlan(
                 index=index,
                 name=scene.scene,
-                path="" if single else str(n),
+                path=path,
+                well=well,
                 dtype=scene.dtype,
                 shapes=shapes,
                 factors=factors,

@@ -217,6 +217,19 @@ class ZarrBackend(Backend):
     def scene_names(self) -> list[str]:
         return [name for name, _ in self._scene_paths]
 
+    def plate_layout(self) -> dict[str, Any] | None:
+        """For an HCS plate: name, row and column names, and per scene its (row, column, field)."""
+        if self.kind != "plate":
+            return None
+        plate = self.attrs["plate"]
+        rows = [str(r["name"]) for r in plate.get("rows", [])]
+        cols = [str(c["name"]) for c in plate.get("columns", [])]
+        fields: list[tuple[str, str, str]] = []
+        for _, path in self._scene_paths:
+            row, col, field = path.split("/")[-3:]
+            fields.append((row, col, field))
+        return {"name": plate.get("name") or self.res.name, "rows": rows, "columns": cols, "fields": fields}
+
     def _load_scene(self, index: int) -> SceneData:
         name, path = self._scene_paths[index]
         with storage_errors(self.res.url):
