@@ -24,6 +24,7 @@ __all__ = [
     "convert",
     "load_ipython_extension",
     "open_image",
+    "view",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,6 +41,7 @@ _LAZY = {
     "BioimnbError": "bioimnb.core.errors",
     "convert": "bioimnb.core.convert",
     "ConvertPanel": "bioimnb.widgets.convert",
+    "view": "bioimnb.widgets.viewer",
 }
 
 

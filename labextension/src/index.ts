@@ -1,9 +1,20 @@
 import {
+  ILayoutRestorer,
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
+import { MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
 import { URLExt } from '@jupyterlab/coreutils';
+import { FileBrowser, IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import { ServerConnection } from '@jupyterlab/services';
+import { imageIcon } from '@jupyterlab/ui-components';
+import {
+  FACTORY,
+  MODEL,
+  NoContentModelFactory,
+  ViewerFactory,
+  ViewerPanel
+} from './document';
 
 /**
  * GET a JSON document from the bioimnb server extension.
@@ -25,7 +36,7 @@ export async function requestAPI<T>(
     throw new ServerConnection.NetworkError(error as TypeError);
   }
   const text = await response.text();
-  let data: any = text;
+  let data: unknown = text;
   if (text.length > 0) {
     try {
       data = JSON.parse(text);
@@ -34,30 +45,164 @@ export async function requestAPI<T>(
     }
   }
   if (!response.ok) {
-    throw new ServerConnection.ResponseError(response, data.message || data);
+    const detail = (data as { message?: string } | null)?.message ?? String(data);
+    throw new ServerConnection.ResponseError(response, detail);
   }
   return data as T;
 }
 
-/**
- * The bioimnb front-end plugin.  For now it only checks that the server
- * extension answers; the viewer comes later.
- */
+/** The file types bioimnb opens by default, and those it is only offered for. */
+const FILE_TYPES = [
+  {
+    name: 'bioimnb-ome-tiff',
+    displayName: 'OME-TIFF image',
+    extensions: ['.ome.tif', '.ome.tiff', '.ome.tf2', '.ome.tf8', '.ome.btf'],
+    mimeTypes: ['image/tiff']
+  },
+  {
+    name: 'bioimnb-slide',
+    displayName: 'Whole-slide image',
+    extensions: ['.svs', '.ndpi', '.scn', '.mrxs', '.vms', '.bif'],
+    mimeTypes: ['application/octet-stream']
+  },
+  {
+    name: 'bioimnb-microscopy',
+    displayName: 'Microscopy image',
+    extensions: ['.czi', '.nd2', '.lif', '.dv', '.r3d'],
+    mimeTypes: ['application/octet-stream']
+  }
+];
+const DEFAULT_FOR = FILE_TYPES.map(ft => ft.name);
+/** JupyterLab's own 'tiff' type (.tif/.tiff): bioimnb is offered under "Open With". */
+const ALSO_FOR = ['tiff'];
+
+const OPEN_COMMAND = 'bioimnb:open-viewer';
+const ZARR = /\.zarr\/?$/i;
+
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'bioimnb:plugin',
-  description: 'Bioimage data management inside JupyterLab.',
+  description: 'Bioimage data management inside JupyterLab: the multiresolution viewer.',
   autoStart: true,
-  activate: (app: JupyterFrontEnd) => {
-    requestAPI<{ version: string }>('version')
-      .then(data => {
-        console.log('bioimnb', data);
-      })
-      .catch(reason => {
-        console.error(
-          'bioimnb: the bioimnb server extension did not answer.',
-          reason
-        );
+  optional: [IFileBrowserFactory, ILayoutRestorer],
+  activate: (
+    app: JupyterFrontEnd,
+    browsers: IFileBrowserFactory | null,
+    restorer: ILayoutRestorer | null
+  ) => {
+    const { docRegistry, commands } = app;
+
+    // -- files: a document widget factory that loads no file content -------------------
+    docRegistry.addModelFactory(new NoContentModelFactory());
+    for (const ft of FILE_TYPES) {
+      docRegistry.addFileType({ ...ft, icon: imageIcon, contentType: 'file' });
+    }
+    const factory = new ViewerFactory({
+      name: FACTORY,
+      label: 'bioimnb viewer',
+      modelName: MODEL,
+      fileTypes: [...DEFAULT_FOR, ...ALSO_FOR],
+      defaultFor: DEFAULT_FOR,
+      readOnly: true,
+      canStartKernel: false,
+      preferKernel: false
+    });
+    factory.widgetCreated.connect((_, widget) => {
+      widget.title.icon = imageIcon;
+    });
+    docRegistry.addWidgetFactory(factory);
+
+    // -- folders (OME-Zarr): main-area widgets opened by command -----------------------
+    const tracker = new WidgetTracker<MainAreaWidget<ViewerPanel>>({
+      namespace: 'bioimnb-viewer'
+    });
+    const openFolder = (path: string): MainAreaWidget<ViewerPanel> => {
+      const clean = path.replace(/\/+$/, '');
+      const existing = tracker.find(w => w.content.path === clean);
+      if (existing) {
+        app.shell.activateById(existing.id);
+        return existing;
+      }
+      const content = new ViewerPanel(clean);
+      const widget = new MainAreaWidget({ content });
+      widget.id = `bioimnb-viewer-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 7)}`;
+      widget.title.label = clean.split('/').pop() || clean;
+      widget.title.caption = clean;
+      widget.title.icon = imageIcon;
+      widget.title.closable = true;
+      widget.addClass('bioimnb-document');
+      void tracker.add(widget);
+      app.shell.add(widget, 'main');
+      app.shell.activateById(widget.id);
+      return widget;
+    };
+
+    const selected = (): { path: string; type: string } | null => {
+      const browser: FileBrowser | null | undefined = browsers?.tracker.currentWidget;
+      const item = browser?.selectedItems().next();
+      if (!item || item.done || !item.value) {
+        return null;
+      }
+      return { path: item.value.path, type: item.value.type };
+    };
+
+    commands.addCommand(OPEN_COMMAND, {
+      label: 'Open in bioimnb viewer',
+      caption: 'Show this image (OME-Zarr folder or image file) in the bioimnb viewer',
+      icon: imageIcon,
+      execute: args => {
+        const path = (args.path as string | undefined) ?? selected()?.path;
+        if (!path) {
+          return;
+        }
+        const type = (args.type as string | undefined) ?? selected()?.type ?? 'directory';
+        if (type === 'directory') {
+          return openFolder(path);
+        }
+        return commands.execute('docmanager:open', { path, factory: FACTORY });
+      }
+    });
+    app.contextMenu.addItem({
+      command: OPEN_COMMAND,
+      selector: '.jp-DirListing-item[data-isdir="true"]',
+      rank: 2
+    });
+
+    if (restorer) {
+      void restorer.restore(tracker, {
+        command: OPEN_COMMAND,
+        args: widget => ({ path: widget.content.path, type: 'directory' }),
+        name: widget => widget.content.path
       });
+    }
+
+    // Double-click on a *.zarr folder opens the viewer instead of entering the folder
+    // (hold Shift to enter it as usual).  A capturing listener on the browser runs
+    // before the listing's own double-click handler.
+    const hook = (browser: FileBrowser): void => {
+      browser.node.addEventListener(
+        'dblclick',
+        (event: MouseEvent) => {
+          if (event.shiftKey) {
+            return;
+          }
+          const item = browser.modelForClick(event);
+          if (item && item.type === 'directory' && ZARR.test(item.name)) {
+            event.preventDefault();
+            event.stopPropagation();
+            openFolder(item.path);
+          }
+        },
+        true
+      );
+    };
+    if (browsers) {
+      browsers.tracker.forEach(hook);
+      browsers.tracker.widgetAdded.connect((_, browser) => hook(browser));
+    }
+
+    requestAPI<{ version: string }>('version').catch(reason => {
+      console.error('bioimnb: the bioimnb server extension did not answer.', reason);
+    });
   }
 };
 

@@ -1,0 +1,322 @@
+"""``bioimnb.view(...)``: the multiresolution viewer as a notebook widget.
+
+The browser side is the same TypeScript viewer as JupyterLab's document viewer (bundled into
+``bioimnb/static/viewer.js``); it asks this widget for tiles with custom comm messages and gets
+PNG bytes back as binary buffers.  Tiles are rendered by :class:`bioimnb.core.tiles.TileRenderer`
+in a thread pool, so the kernel answers other messages while pixels are read.
+
+Synced state holds no storage URL and no credential: ``info["source"]`` is the display name
+(the file or folder name) and everything else is geometry, channel names and contrast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import anywidget
+import traitlets
+
+from ..core.errors import BioimnbError, display_source
+from ..core.images import MultiscaleImage, open_image
+from ..core.tiles import ChannelView, TileRenderer, ViewState
+
+__all__ = ["Viewer", "view"]
+
+_BUNDLE = pathlib.Path(__file__).resolve().parent.parent / "static" / "viewer.js"
+
+_MISSING_BUNDLE = """
+export default {
+  render({ el }) {
+    el.textContent = "bioimnb: the viewer's JavaScript (bioimnb/static/viewer.js) is not built. "
+      + "Build it with: cd labextension && jlpm install && jlpm build";
+    el.style.color = "#a00";
+  }
+};
+"""
+
+#: Render threads shared by every viewer of the kernel (tile reads are I/O + numpy, which
+#: release the GIL, so a few threads help even on two cores).
+RENDER_THREADS = 4
+#: Raw-tile cache of one viewer (the browser keeps its own cache of decoded tiles).
+CACHE_BYTES = 128 * 2**20
+_VIEW_KEYS = ("scene", "t", "z", "center_x", "center_y", "zoom", "channels", "labels")
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(
+                max_workers=RENDER_THREADS, thread_name_prefix="bioimnb-viewer"
+            )
+        return _pool
+
+
+def _display_name(source: str) -> str:
+    """What a person may see of a source: its last path component, nothing else."""
+    shown = display_source(source).rstrip("/")
+    return shown.rsplit("/", 1)[-1] or shown
+
+
+class Viewer(anywidget.AnyWidget):
+    """An interactive multiresolution view of one image.
+
+    ``view`` is the synced view state (see :class:`bioimnb.core.tiles.ViewState`): read it to
+    know where the viewer looks, assign a (partial) dict to move it, e.g.
+    ``v.view = {"center_x": 1000, "center_y": 800, "zoom": 2}``; missing keys keep their value
+    and ``zoom: None`` fits the image.  It is saved with the notebook's widget state.
+    """
+
+    _esm = _BUNDLE if _BUNDLE.is_file() else _MISSING_BUNDLE
+
+    view = traitlets.Dict().tag(sync=True)
+    info = traitlets.Dict().tag(sync=True)
+    height = traitlets.Int(520).tag(sync=True)
+
+    def __init__(
+        self,
+        image: MultiscaleImage,
+        *,
+        view: dict[str, Any] | ViewState | None = None,
+        height: int = 520,
+        tile_size: int = 256,
+        own_image: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        self._image = image
+        self._own_image = own_image
+        self._renderer = TileRenderer(image, tile_size=tile_size, cache_bytes=CACHE_BYTES)
+        self._name = _display_name(image.source)
+        self._infos: dict[int, dict[str, Any]] = {}
+        self._infos_lock = threading.Lock()
+        self._cancelled: OrderedDict[str, None] = OrderedDict()
+        self._cancel_lock = threading.Lock()
+        if isinstance(view, ViewState):
+            view = view.to_dict()
+        given = dict(view or {})
+        info = self._scene_info(int(given.get("scene", image.scene_index)))
+        initial = _merge_view(info["default_view"], given)
+        super().__init__(info=info, view=initial, height=height, **kwargs)
+        self.on_msg(self._on_msg)
+
+    # -- Python API --------------------------------------------------------------------------
+
+    @property
+    def image(self) -> MultiscaleImage:
+        return self._image
+
+    @property
+    def renderer(self) -> TileRenderer:
+        return self._renderer
+
+    @property
+    def view_state(self) -> ViewState:
+        """``view`` as a :class:`ViewState` (missing keys take their defaults)."""
+        return ViewState.from_dict(dict(self.view))
+
+    def go_to(self, x: float, y: float, zoom: float | None = None) -> None:
+        """Centre the view on level-0 pixel (x, y), optionally at ``zoom`` screen px per pixel."""
+        change: dict[str, Any] = {"center_x": float(x), "center_y": float(y)}
+        if zoom is not None:
+            change["zoom"] = float(zoom)
+        elif self.view.get("zoom") is None:
+            change["zoom"] = 1.0
+        self.view = {**self.view, **change}
+
+    def fit(self) -> None:
+        """Fit the whole image into the viewer."""
+        self.view = {**self.view, "center_x": None, "center_y": None, "zoom": None}
+
+    def set_channel(self, index: int, **changes: Any) -> None:
+        """Change one channel's ``visible``, ``color`` (RRGGBB), ``min`` or ``max``."""
+        channels = [dict(c) for c in self.view.get("channels", [])]
+        for c in channels:
+            if c.get("index") == index:
+                c.update(changes)
+                break
+        else:
+            channels.append({"index": index, **changes})
+        self.view = {**self.view, "channels": channels}
+
+    def close(self) -> None:
+        super().close()
+        if self._own_image:
+            self._image.close()
+
+    def __repr__(self) -> str:
+        try:
+            shape = self.info["levels"][0]["shape"]
+            return (
+                f"<bioimnb Viewer {self._name!r}: {shape[1]}x{shape[0]} px, "
+                f"{len(self.info['channels'])} channel(s), {len(self.info['levels'])} level(s)>"
+            )
+        except Exception:  # noqa: BLE001 - repr must never raise
+            return f"<bioimnb Viewer {self._name!r}>"
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @traitlets.validate("view")
+    def _validate_view(self, proposal: dict[str, Any]) -> dict[str, Any]:
+        value = proposal["value"]
+        if not isinstance(value, dict):
+            raise traitlets.TraitError("view must be a dict (see bioimnb.core.tiles.ViewState)")
+        unknown = set(value) - set(_VIEW_KEYS)
+        if unknown:
+            raise traitlets.TraitError(
+                f"unknown view keys {sorted(unknown)}; known: {list(_VIEW_KEYS)}"
+            )
+        try:
+            ViewState.from_dict(value)  # types and colours are checked here
+        except (TypeError, ValueError) as exc:
+            raise traitlets.TraitError(f"invalid view: {exc}") from None
+        return value
+
+    @traitlets.observe("view")
+    def _view_changed(self, change: dict[str, Any]) -> None:
+        scene = change["new"].get("scene")
+        if scene is not None and scene != self.info.get("scene"):
+            with contextlib.suppress(BioimnbError):  # the browser shows that scene's error
+                self.info = self._scene_info(int(scene))
+
+    def _scene_info(self, scene: int) -> dict[str, Any]:
+        with self._infos_lock:
+            found = self._infos.get(scene)
+        if found is None:
+            found = self._renderer.info(scene)
+            found["source"] = self._name
+            with self._infos_lock:
+                self._infos[scene] = found
+        return found
+
+    # -- messages from the browser -------------------------------------------------------------
+
+    def _on_msg(self, _widget: Any, content: dict[str, Any], _buffers: list[bytes]) -> None:
+        kind = content.get("type")
+        if kind == "cancel":
+            with self._cancel_lock:
+                for mid in content.get("ids", []):
+                    self._cancelled[str(mid)] = None
+                while len(self._cancelled) > 4096:
+                    self._cancelled.popitem(last=False)
+            return
+        handler = self._handlers().get(str(kind))
+        mid = content.get("id")
+        if handler is None or mid is None:
+            return
+        _executor().submit(self._run, handler, str(mid), content)
+
+    def _handlers(
+        self,
+    ) -> dict[str, Callable[[dict[str, Any]], tuple[dict[str, Any], list[bytes]]]]:
+        return {
+            "tile": self._tile,
+            "info": self._info_reply,
+            "values": self._values,
+            "histogram": self._histogram,
+        }
+
+    def _run(
+        self,
+        handler: Callable[[dict[str, Any]], tuple[dict[str, Any], list[bytes]]],
+        mid: str,
+        content: dict[str, Any],
+    ) -> None:
+        with self._cancel_lock:
+            if mid in self._cancelled:
+                del self._cancelled[mid]
+                return
+        try:
+            reply, buffers = handler(content)
+        except Exception as exc:  # noqa: BLE001 - every failure goes back to the browser
+            self.send({"type": "error", "id": mid, "message": self._describe(exc)})
+            return
+        self.send({**reply, "id": mid}, buffers=buffers or None)
+
+    def _tile(self, c: dict[str, Any]) -> tuple[dict[str, Any], list[bytes]]:
+        channels = [ChannelView.from_dict(v) for v in c.get("channels") or []]
+        png = self._renderer.render(
+            int(c.get("scene", 0)),
+            int(c["level"]),
+            int(c.get("t", 0)),
+            int(c.get("z", 0)),
+            int(c["tx"]),
+            int(c["ty"]),
+            channels,
+            [str(name) for name in c.get("labels") or []],
+            "png",
+        )
+        return {"type": "tile", "mime": "image/png"}, [png]
+
+    def _info_reply(self, c: dict[str, Any]) -> tuple[dict[str, Any], list[bytes]]:
+        return {"type": "info", "info": self._scene_info(int(c.get("scene", 0)))}, []
+
+    def _values(self, c: dict[str, Any]) -> tuple[dict[str, Any], list[bytes]]:
+        result = self._renderer.values(
+            int(c.get("scene", 0)), int(c.get("t", 0)), int(c.get("z", 0)), int(c["x"]), int(c["y"])
+        )
+        return {"type": "values", "result": result}, []
+
+    def _histogram(self, c: dict[str, Any]) -> tuple[dict[str, Any], list[bytes]]:
+        result = self._renderer.histogram(int(c.get("scene", 0)), int(c["channel"]))
+        return {"type": "histogram", "result": result}, []
+
+    def _describe(self, exc: BaseException) -> str:
+        """A one-line reason naming the image by its display name only."""
+        if isinstance(exc, BioimnbError):
+            return f"{self._name}: {exc.reason}"
+        text = f"{type(exc).__name__}: {exc}"
+        source = self._image.source
+        for secret in {source, display_source(source)}:
+            if secret:
+                text = text.replace(secret, self._name)
+        return f"{self._name}: {' '.join(text.split())}"
+
+
+def _merge_view(default: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` (a partial view) laid over ``default``; channels are merged by index."""
+    merged = {**default, **{k: v for k, v in given.items() if k != "channels"}}
+    if given.get("channels"):
+        by_index = {int(c["index"]): dict(c) for c in default.get("channels", [])}
+        for c in given["channels"]:
+            by_index.setdefault(int(c["index"]), {}).update(c)
+        merged["channels"] = [by_index[i] for i in sorted(by_index)]
+    return merged
+
+
+def view(
+    source: str | os.PathLike[str] | MultiscaleImage,
+    *,
+    scene: int | str | None = None,
+    view: dict[str, Any] | ViewState | None = None,
+    height: int = 520,
+    **storage_options: Any,
+) -> Viewer:
+    """Show an image in an interactive multiresolution viewer (a notebook widget).
+
+    ``source`` is anything :func:`bioimnb.open_image` opens (a path, an fsspec URL with
+    ``storage_options``, or an opened :class:`MultiscaleImage`).  Only the tiles on screen are
+    read.  ``view`` restores a saved view state (e.g. an earlier ``v.view``).
+
+    >>> v = bioimnb.view("cells.ome.tif")
+    >>> v                                   # displays the viewer
+    >>> v.view = {**v.view, "zoom": 1.0}    # 1 screen pixel per image pixel
+    """
+    if isinstance(source, MultiscaleImage):
+        image = source if scene is None else source.select_scene(scene)
+        return Viewer(image, view=view, height=height)
+    image = open_image(source, scene=scene, **storage_options)
+    try:
+        return Viewer(image, view=view, height=height, own_image=True)
+    except BaseException:
+        image.close()
+        raise

@@ -1,0 +1,4 @@
+export { BioViewer, mergeView } from './viewer';
+export type { ViewerOptions } from './viewer';
+export * from './types';
+export { jsonEqual } from './format';

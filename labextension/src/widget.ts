@@ -1,0 +1,208 @@
+/**
+ * The notebook widget's front end: an anywidget ES module (bundled by esbuild
+ * into bioimnb/static/viewer.js) that runs the shared BioViewer with a tile
+ * source speaking to the kernel through custom comm messages.
+ *
+ * Requests:  {type: "tile"|"info"|"values"|"histogram", id, ...}
+ * Replies:   {type, id, ...} (+ the PNG bytes as buffers[0] for tiles) or
+ *            {type: "error", id, message}.
+ * Aborted tile requests are announced with {type: "cancel", ids: [...]}, so
+ * the kernel skips renders nobody waits for any more.
+ */
+import { BioViewer } from './viewer/viewer';
+import { jsonEqual } from './viewer/format';
+import {
+  Histogram,
+  ImageInfo,
+  TileRequest,
+  TileSource,
+  ValuesRequest,
+  ValuesResult,
+  ViewState,
+  abortError
+} from './viewer/types';
+
+type Handler = (...args: unknown[]) => void;
+
+/** The part of anywidget's model API this module uses. */
+export interface AnyModel {
+  get(name: string): unknown;
+  set(name: string, value: unknown): void;
+  save_changes(): void;
+  on(event: string, callback: Handler): void;
+  off(event?: string | null, callback?: Handler | null): void;
+  send(content: unknown, callbacks?: unknown, buffers?: ArrayBuffer[] | ArrayBufferView[]): void;
+}
+
+interface Reply {
+  content: Record<string, unknown>;
+  buffers: DataView[];
+}
+
+interface Pending {
+  resolve: (reply: Reply) => void;
+  reject: (error: Error) => void;
+  timer: number;
+}
+
+/** No answer at all from the kernel for this long: it is gone (or busy). */
+const FIRST_CONTACT_MS = 30000;
+const REPLY_MS = 300000;
+
+export class CommTileSource implements TileSource {
+  private readonly pending = new Map<string, Pending>();
+  private readonly prefix = Math.random().toString(36).slice(2, 10);
+  private seq = 0;
+  private heard = false;
+  private cancelled: string[] = [];
+  private readonly onMessage: Handler;
+
+  constructor(private readonly model: AnyModel) {
+    this.onMessage = (msg: unknown, buffers: unknown) => {
+      this.receive(msg as Record<string, unknown>, (buffers as DataView[]) ?? []);
+    };
+    model.on('msg:custom', this.onMessage);
+  }
+
+  info(scene: number): Promise<ImageInfo> {
+    const info = this.model.get('info') as ImageInfo | null;
+    if (info && info.levels && info.scene === scene) {
+      return Promise.resolve(info);
+    }
+    return this.request({ type: 'info', scene }).then(r => r.content.info as ImageInfo);
+  }
+
+  async tile(req: TileRequest): Promise<Blob> {
+    const { signal, ...rest } = req;
+    const reply = await this.request({ type: 'tile', ...rest }, signal);
+    const buffer = reply.buffers[0];
+    if (!buffer) {
+      throw new Error('the kernel sent a tile without pixels');
+    }
+    const bytes = new Uint8Array(buffer.buffer as ArrayBuffer, buffer.byteOffset, buffer.byteLength);
+    return new Blob([bytes], { type: String(reply.content.mime ?? 'image/png') });
+  }
+
+  values(req: ValuesRequest): Promise<ValuesResult> {
+    const { signal, ...rest } = req;
+    return this.request({ type: 'values', ...rest }, signal).then(
+      r => r.content.result as ValuesResult
+    );
+  }
+
+  histogram(scene: number, channel: number): Promise<Histogram> {
+    return this.request({ type: 'histogram', scene, channel }).then(
+      r => r.content.result as Histogram
+    );
+  }
+
+  dispose(): void {
+    this.model.off('msg:custom', this.onMessage);
+    for (const p of this.pending.values()) {
+      window.clearTimeout(p.timer);
+      p.reject(abortError());
+    }
+    this.pending.clear();
+  }
+
+  private request(content: Record<string, unknown>, signal?: AbortSignal): Promise<Reply> {
+    if (signal?.aborted) {
+      return Promise.reject(abortError());
+    }
+    const id = `${this.prefix}-${++this.seq}`;
+    return new Promise<Reply>((resolve, reject) => {
+      const timeout = this.heard ? REPLY_MS : FIRST_CONTACT_MS;
+      const timer = window.setTimeout(() => {
+        this.pending.delete(id);
+        reject(
+          new Error(
+            this.heard
+              ? 'the Python kernel did not answer in time'
+              : 'no answer from the Python kernel. Run the cell that created this viewer ' +
+                  '(the view is kept in its `view` attribute); tiles are rendered by the kernel, ' +
+                  'and it waits while another cell is running.'
+          )
+        );
+      }, timeout);
+      this.pending.set(id, { resolve, reject, timer });
+      signal?.addEventListener('abort', () => {
+        const p = this.pending.get(id);
+        if (p) {
+          window.clearTimeout(p.timer);
+          this.pending.delete(id);
+          this.cancel(id);
+          p.reject(abortError());
+        }
+      });
+      this.model.send({ ...content, id });
+    });
+  }
+
+  /** Batch cancellations into one message per task. */
+  private cancel(id: string): void {
+    this.cancelled.push(id);
+    if (this.cancelled.length === 1) {
+      queueMicrotask(() => {
+        const ids = this.cancelled;
+        this.cancelled = [];
+        this.model.send({ type: 'cancel', ids });
+      });
+    }
+  }
+
+  private receive(content: Record<string, unknown>, buffers: DataView[]): void {
+    if (!content || typeof content !== 'object') {
+      return;
+    }
+    this.heard = true;
+    const id = content.id as string | undefined;
+    const pending = id !== undefined ? this.pending.get(id) : undefined;
+    if (!pending || id === undefined) {
+      return; // stale (cancelled) or for another view of the same model
+    }
+    this.pending.delete(id);
+    window.clearTimeout(pending.timer);
+    if (content.type === 'error') {
+      pending.reject(new Error(String(content.message ?? 'the kernel reported an error')));
+    } else {
+      pending.resolve({ content, buffers });
+    }
+  }
+}
+
+function render({ model, el }: { model: AnyModel; el: HTMLElement }): () => void {
+  const source = new CommTileSource(model);
+  const info = model.get('info') as ImageInfo | null;
+  const height = Number(model.get('height')) || 520;
+  const viewer = new BioViewer(el, source, {
+    view: (model.get('view') as Partial<ViewState> | null) ?? {},
+    height: `${height}px`,
+    title: info?.source,
+    cacheTiles: 160,
+    onViewChange: view => {
+      if (!jsonEqual(view, model.get('view'))) {
+        model.set('view', view);
+        model.save_changes();
+      }
+    }
+  });
+  const onView = (): void => {
+    const view = model.get('view');
+    if (view && typeof view === 'object') {
+      viewer.setView(view as Partial<ViewState>);
+    }
+  };
+  const onHeight = (): void => {
+    viewer.node.style.height = `${Number(model.get('height')) || 520}px`;
+  };
+  model.on('change:view', onView);
+  model.on('change:height', onHeight);
+  return () => {
+    model.off('change:view', onView);
+    model.off('change:height', onHeight);
+    viewer.dispose();
+    source.dispose();
+  };
+}
+
+export default { render };

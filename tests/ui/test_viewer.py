@@ -1,0 +1,256 @@
+"""The multiresolution viewer in a real JupyterLab, driven with Debian's Chromium.
+
+(a) the notebook widget paints the expected colours at known image positions, shows pixel
+    values under the cursor, and syncs its view state with Python both ways;
+(b) zooming in with the wheel requests finer pyramid levels;
+(c) opening an OME-TIFF from the file browser URL shows the document viewer, fed by REST tiles;
+    a *.zarr folder double-clicked in the file browser opens in the viewer with its labels;
+(d) a corrupt OME-TIFF shows an error message inside the viewer.
+
+Timings (first paint, contrast repaint) are printed; run with ``-s`` to see them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from typing import Any
+
+import pytest
+from uilab import BRIGHT, IMAGE_SIZE, Lab, write_notebook
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
+
+WIDGET = ".jp-OutputArea-output .bioimnb-viewer"
+DOCUMENT = ".bioimnb-document .bioimnb-viewer"
+
+# Reads canvas pixels at level-0 image positions, using the viewer's own centre and zoom.
+READ_PIXELS = """
+([selector, points]) => {
+  const root = document.querySelector(selector);
+  const canvas = root.querySelector('canvas.bioimnb-canvas');
+  const rect = root.querySelector('.bioimnb-stage').getBoundingClientRect();
+  const zoom = Number(root.dataset.zoom), cx = Number(root.dataset.centerX), cy = Number(root.dataset.centerY);
+  const w = Math.round(rect.width), h = Math.round(rect.height);
+  const dpr = canvas.width / w;
+  const ctx = canvas.getContext('2d');
+  return points.map(([x, y]) => {
+    const sx = (x - cx) * zoom + w / 2, sy = (y - cy) * zoom + h / 2;
+    return Array.from(ctx.getImageData(Math.round(sx * dpr), Math.round(sy * dpr), 1, 1).data);
+  });
+}
+"""
+
+
+def _shot(page: Any, name: str) -> None:
+    """Save a screenshot when BIOIMNB_UI_SCREENSHOTS names a folder (for looking, not asserting)."""
+    folder = os.environ.get("BIOIMNB_UI_SCREENSHOTS")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        page.screenshot(path=os.path.join(folder, f"{name}.png"))
+
+
+def _wait_complete(page: Any, selector: str, timeout: float = 60_000) -> None:
+    page.wait_for_selector(f'{selector}[data-complete="true"]', timeout=timeout)
+
+
+def _data(page: Any, selector: str) -> dict[str, str]:
+    return page.eval_on_selector(selector, "el => ({...el.dataset})")
+
+
+def _assert_halves(page: Any, selector: str) -> None:
+    """Left half of the test image is red, right half black (auto contrast)."""
+    quarter, half = IMAGE_SIZE // 4, IMAGE_SIZE // 2
+    left, right = page.evaluate(READ_PIXELS, [selector, [[quarter, half], [3 * quarter, half]]])
+    assert left[0] >= 240 and left[1] <= 15 and left[2] <= 15, f"left half should be red: {left}"
+    assert max(right[:3]) <= 15, f"right half should be black: {right}"
+
+
+def _run_cell(page: Any, index: int) -> None:
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
+    cell.locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Control+Enter")
+
+
+def _wait_output(page: Any, index: int, pattern: str) -> str:
+    """The output text of cell ``index`` once it matches ``pattern``."""
+    output = page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".jp-OutputArea-output")
+    page.wait_for_function(
+        "([el, pattern]) => new RegExp(pattern).test(el.textContent)",
+        arg=[output.first.element_handle(), pattern],
+    )
+    return str(output.first.inner_text())
+
+
+@pytest.fixture(scope="module")
+def notebook(lab: Lab, browser: Any) -> Any:
+    """The notebook page with the viewer cell executed and painted (timings attached)."""
+    write_notebook(
+        lab.root / "viewer.ipynb",
+        [
+            'import bioimnb; v = bioimnb.view("img.ome.tif"); v',
+            'print("ZOOM", v.view["zoom"], "LEVEL0", v.info["levels"][0]["shape"])',
+            'v.view = {**v.view, "center_x": 1024.0, "center_y": 1024.0, "zoom": 0.125}\nprint("SET")',
+        ],
+    )
+    page = browser.new_page()
+    page.goto(f"{lab.url}lab/tree/viewer.ipynb")
+    page.wait_for_selector(".jp-Notebook .jp-Cell .jp-InputArea-editor")
+    # Wait for the kernel before timing the cell (the status shows "Idle").
+    page.wait_for_function(
+        "() => { const app = window.jupyterapp; const w = app && app.shell.currentWidget;"
+        " const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;"
+        " return !!k && k.status === 'idle'; }",
+        timeout=60_000,
+    )
+    start = time.perf_counter()
+    _run_cell(page, 0)
+    _wait_complete(page, WIDGET)
+    page.first_paint_s = time.perf_counter() - start  # type: ignore[attr-defined]
+    print(
+        f"\nnotebook widget: first full viewport {page.first_paint_s:.2f} s after running the cell "  # type: ignore[attr-defined]
+        f"(viewer-side {_data(page, WIDGET).get('firstPaintMs')} ms)"
+    )
+    yield page
+    page.close()
+
+
+def test_a_widget_paints_expected_colours(notebook: Any) -> None:
+    page = notebook
+    data = _data(page, WIDGET)
+    assert data["state"] == "ready"
+    assert int(data["tilesReceived"]) >= 1
+    _assert_halves(page, WIDGET)
+    _shot(page, "a-widget")
+
+    # Pixel values under the cursor (a debounced values request to the kernel).
+    box = page.locator(f"{WIDGET} canvas.bioimnb-canvas").bounding_box()
+    zoom = float(data["zoom"])
+    x = box["x"] + box["width"] / 2 + (IMAGE_SIZE // 4 - float(data["centerX"])) * zoom
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    status = page.locator(f"{WIDGET} .bioimnb-status")
+    page.wait_for_function(
+        "el => /Left \\d+/.test(el.textContent)", arg=status.element_handle(), timeout=15_000
+    )
+    assert f"Left {BRIGHT}" in status.inner_text()
+    _shot(page, "a-widget-hover")
+
+    # The scale bar knows the pixel size (0.5 um).
+    assert re.search(r"\d+ (µm|mm)", page.locator(f"{WIDGET} .bioimnb-scalebar").inner_text())
+
+    # Contrast change from the panel: the repaint time is recorded by the viewer.
+    page.locator(f'{WIDGET} [data-channel="0"] button', has_text="auto").click()
+    max_slider = page.locator(f'{WIDGET} input[aria-label="Left maximum"]')
+    max_slider.evaluate(
+        "el => { el.value = String(Number(el.max)); el.dispatchEvent(new Event('change')); }"
+    )
+    _wait_complete(page, WIDGET)
+    print(f"contrast change repaint: {_data(page, WIDGET).get('repaintMs')} ms")
+
+
+def test_b_wheel_zoom_requests_finer_levels_and_syncs_view(notebook: Any) -> None:
+    page = notebook
+    before = _data(page, WIDGET)
+    levels_before = set(before["levelsRequested"].split(","))
+    assert "0" not in levels_before, before  # fitted: a 2048-px image needs no level 0
+    requested_before = int(before["tilesRequested"])
+
+    canvas = page.locator(f"{WIDGET} canvas.bioimnb-canvas")
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    for _ in range(6):
+        page.mouse.wheel(0, -300)
+        page.wait_for_timeout(60)
+    page.wait_for_function(
+        "sel => { const el = document.querySelector(sel);"
+        " return el.dataset.targetLevel === '0' && el.dataset.complete === 'true'; }",
+        arg=WIDGET,
+        timeout=30_000,
+    )
+    after = _data(page, WIDGET)
+    assert "0" in after["levelsRequested"].split(","), after
+    _shot(page, "b-zoomed")
+    assert int(after["tilesRequested"]) > requested_before
+    assert float(after["zoom"]) > float(before["zoom"]) * 3
+
+    # Browser -> Python: the zoom reached the kernel's `v.view`.
+    page.wait_for_timeout(600)  # view changes are debounced (250 ms)
+    _run_cell(page, 1)
+    text = _wait_output(page, 1, r"ZOOM \S+")
+    match = re.search(r"ZOOM (\S+)", text)
+    assert match and match.group(1) != "None", text
+    assert abs(float(match.group(1)) - float(after["zoom"])) < 1e-3 * float(after["zoom"])
+
+    # Python -> browser: assigning v.view moves the viewer.
+    _run_cell(page, 2)
+    page.wait_for_function(
+        "sel => Math.abs(Number(document.querySelector(sel).dataset.zoom) - 0.125) < 1e-9",
+        arg=WIDGET,
+    )
+    _wait_complete(page, WIDGET)
+    _assert_halves(page, WIDGET)
+
+
+def test_c_document_viewer_opens_ome_tiff_and_zarr_folder(lab: Lab, browser: Any) -> None:
+    page = browser.new_page()
+    tiles: list[str] = []
+    page.on("request", lambda r: tiles.append(r.url) if "/bioimnb/api/tile?" in r.url else None)
+    try:
+        start = time.perf_counter()
+        page.goto(f"{lab.url}lab/tree/img.ome.tif")
+        _wait_complete(page, DOCUMENT)
+        print(
+            f"\ndocument viewer: first full viewport {time.perf_counter() - start:.2f} s after navigation "
+            f"(viewer-side {_data(page, DOCUMENT).get('firstPaintMs')} ms)"
+        )
+        _assert_halves(page, DOCUMENT)
+        _shot(page, "c-document")
+        assert tiles and all(u.startswith(lab.url + "bioimnb/api/tile?") for u in tiles), tiles[:3]
+        assert page.locator(".jp-MainAreaWidget .bioimnb-document, .bioimnb-document").count() >= 1
+
+        # bioimnb is the default viewer for OME-TIFF and slides, offered for plain TIFF.
+        factories = page.evaluate(
+            "() => { const r = window.jupyterapp.docRegistry;"
+            " return [r.defaultWidgetFactory('a.ome.tif').name, r.defaultWidgetFactory('a.svs').name,"
+            " r.defaultWidgetFactory('a.tif').name,"
+            " r.preferredWidgetFactories('a.tif').map(f => f.name)]; }"
+        )
+        assert factories[:2] == ["bioimnb viewer", "bioimnb viewer"], factories
+        assert factories[2] != "bioimnb viewer" and "bioimnb viewer" in factories[3], factories
+
+        # A *.zarr folder: double-click in the file browser opens it in the viewer.
+        page.evaluate(
+            "() => window.jupyterapp.commands.execute('filebrowser:go-to-path', {path: 'demo'})"
+        )
+        item = page.locator(".jp-DirListing-item", has_text="tissue.ome.zarr")
+        item.dblclick()
+        zarr = '.bioimnb-document:has(.bioimnb-title:text("tissue.ome.zarr")) .bioimnb-viewer'
+        _wait_complete(page, zarr)
+        assert _data(page, zarr)["state"] == "ready"
+        labels = page.locator(f'{zarr} input[aria-label="Label nuclei"]')
+        labels.check()
+        _wait_complete(page, zarr)
+        _shot(page, "c-zarr-labels")
+        assert any("labels=nuclei" in u for u in tiles)
+    finally:
+        page.close()
+
+
+def test_d_corrupt_file_shows_error_in_viewer(lab: Lab, browser: Any) -> None:
+    page = browser.new_page()
+    try:
+        page.goto(f"{lab.url}lab/tree/corrupt.ome.tif")
+        error = page.locator(f"{DOCUMENT} .bioimnb-error")
+        error.wait_for(state="visible")
+        text = error.inner_text()
+        _shot(page, "d-error")
+        assert "Cannot display" in text and "corrupt.ome.tif" in text, text
+        assert "not" in text.lower(), text  # the server's reason, e.g. "not a OME-TIFF file"
+        assert _data(page, DOCUMENT)["state"] == "error"
+        info = json.dumps(_data(page, DOCUMENT))
+        assert lab.token not in info
+    finally:
+        page.close()
