@@ -133,6 +133,9 @@ def test_installed_wheel_enables_both_extensions(dists: dict[str, Path], tmp_pat
             "install",
             "--no-deps",
             "--no-index",
+            # Never touch the environment running the tests: without this, pip uninstalls the
+            # (editable) bioimnb of the running venv before installing into the prefix.
+            "--ignore-installed",
             "--prefix",
             str(prefix),
             str(dists["wheel"]),
