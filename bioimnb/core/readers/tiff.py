@@ -9,6 +9,7 @@ tifffile's zarr view reads exactly the TIFF tiles or strips a region touches.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from functools import cached_property
 from typing import Any
@@ -31,6 +32,7 @@ from .base import (
     default_colors,
     virtual_pyramid,
 )
+from .tiff_direct import _FD, direct_level
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,7 @@ class TiffBackend(Backend):
         finally:
             tlog.removeHandler(capture)
         self._log = capture.messages
+        self._fd: _FD | None = None
         self.series = [s for s in series if (s.name or "").strip().lower() not in _ASSOCIATED or s is series[0]]
         self.associated = {
             (s.name or f"image{i}").strip().lower(): s
@@ -187,6 +190,12 @@ class TiffBackend(Backend):
                 shape=tuple(lv.shape),
             )
             return mm, None
+        if self.res.local and os.environ.get("BIOIMNB_TIFF_READER", "direct") == "direct":
+            if self._fd is None:
+                self._fd = _FD(self.res.path)
+            direct = direct_level(lv, self._fd)
+            if direct is not None:
+                return direct, direct.chunks
         store = self.tif.aszarr(series=series_index, level=level)
         arr = zarr.open_array(store, mode="r")
         return arr, tuple(arr.chunks)
@@ -313,6 +322,8 @@ class TiffBackend(Backend):
         finally:
             if self._fh is not None:
                 self._fh.close()
+            if self._fd is not None:
+                self._fd.close()
 
 
 def _ome_len(value: Any, unit: Any) -> float | None:
