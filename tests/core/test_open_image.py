@@ -371,8 +371,8 @@ def test_direct_tiff_reader_matches_tifffile_zarr_view(images, monkeypatch):
         for lv_d, lv_r in zip(direct.levels, ref.levels, strict=True):
             np.testing.assert_array_equal(lv_d.compute(), lv_r.compute())
 
-        def region(i: int) -> np.ndarray:
-            return direct.read(0, t=0, z=0, y=slice(i * 16, i * 16 + 100), x=slice(i * 8, i * 8 + 150))
+        def region(i: int, img: bioimnb.MultiscaleImage = direct) -> np.ndarray:
+            return img.read(0, t=0, z=0, y=slice(i * 16, i * 16 + 100), x=slice(i * 8, i * 8 + 150))
 
         with ThreadPoolExecutor(4) as pool:
             got = list(pool.map(region, range(20)))
