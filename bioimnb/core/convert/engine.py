@@ -278,8 +278,8 @@ class _Run:
         forget(self.dest)
         dest_json = _options_json(self.dest_options)
         src_json = _options_json(self.source_options)
-        total = sum(len(p.blocks(k)) for p in plans for k in range(len(p.shapes)))
-        kept = sum(1 for p in plans for k in range(len(p.shapes)) for b in p.blocks(k) if f"{p.index}/{b.key}" in done)
+        total = sum(len(p.blocks(k)) for p in plans for k in p.task_levels)
+        kept = sum(1 for p in plans for k in p.task_levels for b in p.blocks(k) if f"{p.index}/{b.key}" in done)
         count = kept
         nbytes = 0
         written = 0
@@ -287,7 +287,7 @@ class _Run:
         try:
             for plan in plans:
                 base = plan.path + "/" if plan.path else ""
-                for level in range(len(plan.shapes)):
+                for level in plan.task_levels:
                     job = Job(
                         source=self.source,
                         source_options=src_json,
@@ -299,6 +299,7 @@ class _Run:
                         prev_path=None if level == 0 else f"{base}{level - 1}",
                         factors=plan.factors[level],
                         method=opts.downsample,
+                        fused_paths=tuple(f"{base}{k}" for k in range(1, plan.fused + 1)) if level == 0 else (),
                     )
                     todo = [b for b in plan.blocks(level) if f"{plan.index}/{b.key}" not in done]
                     for key, digest, n in self._run_blocks(executor, job, todo):

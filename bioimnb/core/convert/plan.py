@@ -50,6 +50,10 @@ class ScenePlan:
     """RGB(A) samples per pixel in the source (folded into channels in the output)."""
     well: tuple[str, str] | None = None
     """(row, column) names when the scene is a field of an HCS plate well."""
+    fused: int = 0
+    """Levels 1..fused are computed in memory from each level-0 block, in the same task (each
+    level-0 block maps onto whole chunks/shards of those levels); later levels are built from
+    the previous level as written."""
 
     def chunks_for(self, level: int) -> tuple[int, ...]:
         shape = self.shapes[level]
@@ -60,9 +64,16 @@ class ScenePlan:
             return None
         ch = self.chunks_for(level)
         shape = self.shapes[level]
+        if 0 < level <= self.fused:
+            shard_edge = shard_edge >> level  # one shard per level-0 block at fused levels
         sy = min(shard_edge, math.ceil(shape[3] / ch[3]) * ch[3])
         sx = min(shard_edge, math.ceil(shape[4] / ch[4]) * ch[4])
         return (1, 1, 1, sy, sx)
+
+    @property
+    def task_levels(self) -> list[int]:
+        """Levels that get tasks of their own (the fused ones ride along with level 0)."""
+        return [0, *range(self.fused + 1, len(self.shapes))]
 
     def blocks(self, level: int) -> list[Block]:
         t, c, z, y, x = self.shapes[level]
@@ -170,6 +181,12 @@ def make_plan(img: MultiscaleImage, opts: ConvertOptions) -> list[ScenePlan]:
             shapes.append((last[0], last[1], math.ceil(last[2] / fz), math.ceil(last[3] / fy), math.ceil(last[4] / fx)))
             factors.append((fz, fy, fx))
         edge = opts.shards if opts.shards else max(opts.chunks, 2048 // opts.chunks * opts.chunks)
+        fused = 0
+        for k in range(1, len(shapes)):
+            sub = edge >> k
+            if factors[k] != (1, 2, 2) or edge % (1 << k) or sub < opts.chunks or sub % opts.chunks:
+                break
+            fused = k
         well = None
         path = "" if single else str(n)
         if plate is not None:
@@ -188,6 +205,7 @@ def make_plan(img: MultiscaleImage, opts: ConvertOptions) -> list[ScenePlan]:
                 chunks=(1, 1, 1, opts.chunks, opts.chunks),
                 block_edge=edge,
                 samples=samples,
+                fused=fused,
             )
         )
     return plans

@@ -38,6 +38,8 @@ class Job:
     prev_path: str | None
     factors: tuple[int, int, int]
     method: str
+    fused_paths: tuple[str, ...] = ()
+    """Arrays of levels 1..k built in memory from a level-0 block in the same task."""
 
 
 def _source(job: Job) -> Any:
@@ -61,7 +63,10 @@ def open_dest_array(dest: str, dest_options: str, path: str) -> Any:
 
             from .stores import open_store
 
-            arr = zarr.open_array(open_store(dest, json.loads(dest_options)), path=path, mode="r+")
+            # Every block holds image data: skip zarr's per-chunk "is it all fill value?" scan.
+            arr = zarr.open_array(
+                open_store(dest, json.loads(dest_options)), path=path, mode="r+", config={"write_empty_chunks": True}
+            )
             _ARRAYS[key] = arr
     return arr
 
@@ -116,4 +121,10 @@ def run_block(job: Job, block: Block) -> tuple[str, str, int]:
         raise ValueError(f"block {block.key}: got shape {data.shape}, expected {expected}")
     out[block.t, block.c, block.z, block.y0 : block.y1, block.x0 : block.x1] = data
     digest = block_digest(data) if block.level == 0 else ""
+    current = data
+    for k, path in enumerate(job.fused_paths, start=1):
+        current = reduce_block(current[None], (1, 2, 2), job.method)[0]
+        level = open_dest_array(job.dest, job.dest_options, path)
+        y0, x0 = block.y0 >> k, block.x0 >> k
+        level[block.t, block.c, block.z, y0 : y0 + current.shape[0], x0 : x0 + current.shape[1]] = current
     return block.key, digest, int(data.nbytes)
