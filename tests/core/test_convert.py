@@ -336,3 +336,21 @@ def test_ome_tiff_describing_a_plate_becomes_ngff_plate(images, tmp_path):
     out = bioimnb.open_image(dest)
     assert out.scenes == ["B/1/0", "B/2/0"]
     np.testing.assert_array_equal(out.select_scene("B/2/0").levels[0].compute()[0, :, 0], images["ome_tiff"][1][1][0])
+
+
+def test_verification_mismatch_is_an_error_and_output_stays_incomplete(images, tmp_path, monkeypatch):
+    """A block that reads back different from the source fails the conversion."""
+    from bioimnb.core.convert import engine, work
+
+    def corrupted(job, block):
+        arr = work.open_dest_array(job.dest, job.dest_options, job.array_path)
+        data = np.array(arr[block.t, block.c, block.z, block.y0 : block.y1, block.x0 : block.x1])
+        if block.c == 1:
+            data[0, 0] ^= 1  # one flipped bit, as a bad disk or a buggy codec would produce
+        return block.key, work.block_digest(data)
+
+    monkeypatch.setattr(engine, "verify_block", corrupted)
+    dest = tmp_path / "bad.ome.zarr"
+    with pytest.raises(CorruptFile, match="verification failed: 1 level-0 block"):
+        convert(images["ome_tiff"][0], dest, scenes=[0])
+    assert bioimnb.open_image(dest).status()["incomplete"] is True

