@@ -52,13 +52,13 @@ from __future__ import annotations
 
 import math
 import threading
-from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .cache import ArrayCache
 from .errors import BioimnbError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -300,62 +300,8 @@ def encode_rgba(rgba: np.ndarray, fmt: str = "png") -> bytes:
 # --------------------------------------------------------------------------------------------
 
 
-class TileCache:
-    """A thread-safe LRU of raw tile arrays bounded by their total ``nbytes``.
-
-    One is made per :class:`TileRenderer`; a server showing many images can give one shared
-    cache to all its renderers (``TileRenderer(image, cache=shared)``) to bound the memory of
-    all of them together.
-    """
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = int(max_bytes)
-        self._items: OrderedDict[Hashable, np.ndarray] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, key: Hashable) -> np.ndarray | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is None:
-                self.misses += 1
-                return None
-            self._items.move_to_end(key)
-            self.hits += 1
-            return value
-
-    def put(self, key: Hashable, value: np.ndarray) -> None:
-        if value.nbytes > self.max_bytes:
-            return
-        value.setflags(write=False)  # shared between renders: never modified in place
-        with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self._bytes -= old.nbytes
-            self._items[key] = value
-            self._bytes += value.nbytes
-            while self._bytes > self.max_bytes and self._items:
-                _, dropped = self._items.popitem(last=False)
-                self._bytes -= dropped.nbytes
-
-    @property
-    def nbytes(self) -> int:
-        return self._bytes
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._bytes = 0
-
-
-# --------------------------------------------------------------------------------------------
-# The renderer
-# --------------------------------------------------------------------------------------------
+TileCache = ArrayCache
+"""The raw-tile cache of a renderer (see :class:`bioimnb.core.cache.ArrayCache`)."""
 
 
 def _identity_window(dtype: np.dtype) -> tuple[float, float]:

@@ -12,7 +12,6 @@ import math
 import threading
 import uuid
 from abc import ABC, abstractmethod
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -22,6 +21,7 @@ import dask.array as da
 import numpy as np
 
 from ..axes import AxisMap
+from ..cache import ArrayCache
 from ..errors import CorruptFile
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -172,36 +172,6 @@ class Level:
         return self.axis_map.read(self.native, key)
 
 
-class _BlockCache:
-    """A small LRU of decoded blocks, bounded in bytes, shared by an image's virtual levels."""
-
-    def __init__(self, max_bytes: int = 64 * 2**20) -> None:
-        self.max_bytes = max_bytes
-        self._items: OrderedDict[Any, np.ndarray] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-
-    def get(self, key: Any) -> np.ndarray | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key: Any, value: np.ndarray) -> None:
-        if value.nbytes > self.max_bytes:
-            return
-        with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self._bytes -= old.nbytes
-            self._items[key] = value
-            self._bytes += value.nbytes
-            while self._bytes > self.max_bytes and self._items:
-                _, dropped = self._items.popitem(last=False)
-                self._bytes -= dropped.nbytes
-
-
 class VirtualLevelArray:
     """A downsampled view of level 0 for images that have no pyramid of their own.
 
@@ -211,7 +181,7 @@ class VirtualLevelArray:
     copy (strip-organised and uncompressed files then read a fraction of the image).
     """
 
-    def __init__(self, source: Level, factor: int, cache: _BlockCache, block: int = 512) -> None:
+    def __init__(self, source: Level, factor: int, cache: ArrayCache, block: int = 512) -> None:
         self.source = source
         self.factor = factor
         self.cache = cache
@@ -282,9 +252,9 @@ class VirtualLevelArray:
         return out.squeeze(axis=squeeze) if squeeze else out
 
 
-def virtual_pyramid(level0: Level, tile: int = 256, cache: _BlockCache | None = None) -> list[Level]:
+def virtual_pyramid(level0: Level, tile: int = 256, cache: ArrayCache | None = None) -> list[Level]:
     """Levels 1..n for a single-level image: halve Y and X until both fit ``tile`` pixels."""
-    cache = cache or _BlockCache()
+    cache = cache or ArrayCache(64 * 2**20)
     levels: list[Level] = []
     ny, nx = level0.shape[3], level0.shape[4]
     factor = 1
