@@ -211,6 +211,20 @@ def _options_json(options: dict[str, Any]) -> str:
     return json.dumps(options, sort_keys=True, default=str)
 
 
+def provenance_record(img: MultiscaleImage, src_res: Resolved, opts: ConvertOptions) -> dict[str, Any]:
+    """Where an output came from: source (no credentials), its size and mtime, tool, options, time."""
+    from ... import __version__
+
+    return {
+        "source": src_res.url if src_res.local else img.source,
+        **_source_facts(src_res),
+        "source_format": img.format,
+        "tool": f"bioimnb {__version__}",
+        "options": opts.recorded(),
+        "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
 def _plane_digests(journal: dict[str, str], scene_index: int) -> dict[str, str]:
     """Per (t, c, z) plane: a digest over its level-0 block digests in grid order."""
     planes: dict[str, list[tuple[int, int, str]]] = {}
@@ -222,7 +236,7 @@ def _plane_digests(journal: dict[str, str], scene_index: int) -> dict[str, str]:
         planes.setdefault(f"{t}-{c}-{z}", []).append((int(y0), int(x0), digest))
     out = {}
     for plane, blocks in planes.items():
-        h = hashlib.blake2b(digest_size=16)
+        h = hashlib.sha256()
         for _, _, d in sorted(blocks):
             h.update(d.encode())
         out[plane] = h.hexdigest()
@@ -686,17 +700,7 @@ def _convert_zarr(
     _prepare_dest(dst_res, opts, lambda: _zarr_state(dst_res.url, dst_opts))
     run = _Run(src_res.url, dst_res.url, opts, src_opts, dst_opts, scheduler, progress, cancel)
     plans, journal, written, kept = run.run_zarr(img, dst_res)
-    from ... import __version__
-
-    provenance = {
-        "source": src_res.url if src_res.local else img.source,
-        **_source_facts(src_res),
-        "source_format": img.format,
-        "tool": f"bioimnb {__version__}",
-        "options": opts.recorded(),
-        "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-    }
-    run.finish_zarr(img, dst_res, plans, journal, provenance)
+    run.finish_zarr(img, dst_res, plans, journal, provenance_record(img, src_res, opts))
     checks: list[str] = []
     if opts.verify:
         checks = _verify_zarr(run, plans, journal)

@@ -8,7 +8,6 @@ verification, so the destination name never holds a half-written file.
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import shutil
 import tempfile
@@ -30,6 +29,7 @@ from .engine import (
     _Run,
     _source_facts,
     _zarr_state,
+    provenance_record,
 )
 from .ngff import _channel_colors, _channel_names
 from .options import ConvertOptions
@@ -158,16 +158,7 @@ def convert_to_ome_tiff(
             )
             for level in range(1, n):
                 tw.write(_tiles(group[str(level)], plan.shapes[level], opts.chunks), shape=plan.shapes[level], dtype=plan.dtype, subfiletype=1, metadata=None, **kw)
-    from ... import __version__
-
-    provenance = {
-        "source": img.source,
-        **_source_facts(src_res),
-        "source_format": img.format,
-        "tool": f"bioimnb {__version__}",
-        "options": opts.recorded(),
-        "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-    }
+    provenance = provenance_record(img, src_res, opts)
     with tifffile.TiffFile(partial) as tf:
         xml = tf.ome_metadata or ""
     xml = _add_provenance(xml, provenance)
