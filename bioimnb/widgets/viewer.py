@@ -243,8 +243,10 @@ class Viewer(anywidget.AnyWidget):
         self.send({**reply, "id": mid}, buffers=buffers or None)
 
     def _tile(self, c: dict[str, Any]) -> tuple[dict[str, Any], list[bytes]]:
+        """A rendered tile: ``fmt="raw"`` (what the viewer asks for) sends RGBA pixels, which the
+        browser draws without decoding; ``png`` (the default) sends a PNG."""
         channels = [ChannelView.from_dict(v) for v in c.get("channels") or []]
-        png = self._renderer.render(
+        args = (
             int(c.get("scene", 0)),
             int(c["level"]),
             int(c.get("t", 0)),
@@ -253,9 +255,12 @@ class Viewer(anywidget.AnyWidget):
             int(c["ty"]),
             channels,
             [str(name) for name in c.get("labels") or []],
-            "png",
         )
-        return {"type": "tile", "mime": "image/png"}, [png]
+        if str(c.get("fmt", "png")) == "raw":
+            rgba = self._renderer.render_rgba(*args)
+            reply = {"type": "tile", "mime": "raw", "w": int(rgba.shape[1]), "h": int(rgba.shape[0])}
+            return reply, [rgba.tobytes()]
+        return {"type": "tile", "mime": "image/png"}, [self._renderer.render(*args, "png")]
 
     def _info_reply(self, c: dict[str, Any]) -> tuple[dict[str, Any], list[bytes]]:
         return {"type": "info", "info": self._scene_info(int(c.get("scene", 0)))}, []

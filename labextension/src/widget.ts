@@ -72,12 +72,19 @@ export class CommTileSource implements TileSource {
     return this.request({ type: 'info', scene }).then(r => r.content.info as ImageInfo);
   }
 
-  async tile(req: TileRequest): Promise<Blob> {
+  async tile(req: TileRequest): Promise<Blob | ImageBitmap> {
     const { signal, ...rest } = req;
-    const reply = await this.request({ type: 'tile', ...rest }, signal);
+    // Raw RGBA from the kernel: no PNG decode in the browser (the slow step of a repaint).
+    const reply = await this.request({ type: 'tile', fmt: 'raw', ...rest }, signal);
     const buffer = reply.buffers[0];
     if (!buffer) {
       throw new Error('the kernel sent a tile without pixels');
+    }
+    if (reply.content.mime === 'raw') {
+      const w = Number(reply.content.w);
+      const h = Number(reply.content.h);
+      const pixels = new Uint8ClampedArray(buffer.buffer as ArrayBuffer, buffer.byteOffset, buffer.byteLength);
+      return createImageBitmap(new ImageData(pixels, w, h));
     }
     const bytes = new Uint8Array(buffer.buffer as ArrayBuffer, buffer.byteOffset, buffer.byteLength);
     return new Blob([bytes], { type: String(reply.content.mime ?? 'image/png') });

@@ -14,6 +14,7 @@ import pytest
 from uilab import BRIGHT, IMAGE_SIZE, write_test_image
 
 import bioimnb
+from bioimnb.core.tiles import ChannelView
 from bioimnb.widgets.viewer import Viewer
 
 DIM_MIN = 100
@@ -90,6 +91,21 @@ def test_tile_values_histogram_and_errors_are_answered(image_path: Path) -> None
             "labels": [],
         }
     )
+    send(
+        {
+            "type": "tile",
+            "id": "raw1",
+            "fmt": "raw",
+            "scene": 0,
+            "level": 3,
+            "t": 0,
+            "z": 0,
+            "tx": 0,
+            "ty": 0,
+            "channels": [red],
+            "labels": [],
+        }
+    )
     send({"type": "values", "id": "v1", "scene": 0, "t": 0, "z": 0, "x": 10, "y": 20})
     send({"type": "histogram", "id": "h1", "scene": 0, "channel": 0})
     send({"type": "info", "id": "i1", "scene": 0})
@@ -112,6 +128,13 @@ def test_tile_values_histogram_and_errors_are_answered(image_path: Path) -> None
     rgba = imagecodecs.png_decode(buffers[0])
     assert rgba.shape[:2] == (256, 256)
     assert tuple(rgba[128, 128, :3]) == (255, 0, 0)
+
+    # What the viewer asks for: raw RGBA with its size, the same pixels the renderer makes.
+    content, buffers = replies.wait("raw1")
+    assert content["mime"] == "raw" and (content["h"], content["w"]) == (256, 256)
+    raw = np.frombuffer(buffers[0], np.uint8).reshape(256, 256, 4)
+    expected = v.renderer.render_rgba(0, 3, 0, 0, 0, 0, [ChannelView.from_dict(red)])
+    np.testing.assert_array_equal(raw, expected)
 
     assert replies.wait("v1")[0]["result"]["values"] == [BRIGHT, 100]
     hist = replies.wait("h1")[0]["result"]
