@@ -378,3 +378,25 @@ def test_direct_tiff_reader_matches_tifffile_zarr_view(images, monkeypatch):
             got = list(pool.map(region, range(20)))
         for i, g in enumerate(got):
             np.testing.assert_array_equal(g, ref.read(0, t=0, z=0, y=slice(i * 16, i * 16 + 100), x=slice(i * 8, i * 8 + 150)))
+
+
+def test_ome_tiff_with_entity_bomb_opens_quickly_without_expanding(tmp_path):
+    """A billion-laughs OME-XML: pixels stay readable, the XML is refused, nothing hangs."""
+    import time
+
+    entities = '<!ENTITY lol "lol">' + "".join(
+        f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">' for i in range(1, 10)
+    )
+    bomb = (
+        f'<?xml version="1.0"?><!DOCTYPE lolz [{entities}]>'
+        '<OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06"><Image ID="Image:0" Name="&lol9;">'
+        '<Pixels ID="Pixels:0" DimensionOrder="XYZCT" Type="uint8" SizeX="8" SizeY="8" SizeZ="1" SizeC="1" SizeT="1">'
+        "<TiffData/></Pixels></Image></OME>"
+    )
+    data = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    tifffile.imwrite(tmp_path / "bomb.ome.tif", data, description=bomb, metadata=None)
+    start = time.monotonic()
+    img = bioimnb.open_image(tmp_path / "bomb.ome.tif")
+    np.testing.assert_array_equal(img.levels[0].compute()[0, 0, 0], data)
+    assert "lol" not in (img.ome.images[0].name or "")
+    assert time.monotonic() - start < 20
