@@ -874,7 +874,7 @@ export class BioViewer {
         this.inflight.delete(key);
       }
     }
-    const limit = this.options.maxInFlight ?? 6;
+    const limit = this.options.maxInFlight ?? 20;
     for (const item of wanted) {
       if (this.inflight.size >= limit) {
         break;
