@@ -26,6 +26,8 @@ def _yx(shape: list[int], axes: str) -> str:
 def format_info(info: dict[str, Any]) -> str:
     """``MultiscaleImage.describe()`` as a few readable lines."""
     lines = [f"{info['source']}  [{info['format']}, read by {info['reader']}]"]
+    for warning in info.get("warnings") or []:
+        lines.append(f"  WARNING: {warning}")
     if info.get("incomplete"):
         lines.append("  INCOMPLETE: an interrupted conversion wrote this; finish it with `bioimnb convert SRC DST --resume`")
     for scene in info["scenes"]:

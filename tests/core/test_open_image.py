@@ -400,3 +400,4 @@ def test_ome_tiff_with_entity_bomb_opens_quickly_without_expanding(tmp_path):
     np.testing.assert_array_equal(img.levels[0].compute()[0, 0, 0], data)
     assert "lol" not in (img.ome.images[0].name or "")
     assert time.monotonic() - start < 20
+    assert any("DOCTYPE" in w for w in img.describe()["warnings"])

@@ -90,6 +90,7 @@ class TiffBackend(Backend):
             tlog.removeHandler(capture)
         self._log = capture.messages
         self._fd: _FD | None = None
+        self._warnings: list[str] = []
         self.series = [s for s in series if (s.name or "").strip().lower() not in _ASSOCIATED or s is series[0]]
         self.associated = {
             (s.name or f"image{i}").strip().lower(): s
@@ -154,7 +155,12 @@ class TiffBackend(Backend):
             return parse_ome_xml(xml, self.res.url)
         except CorruptFile as exc:
             log.warning("%s", exc)
+            self._warnings.append(f"OME-XML not used: {exc.reason}; pixels are read, metadata is synthesised")
             return None
+
+    def status(self) -> dict[str, Any]:
+        self._ome  # noqa: B018 - parse now so that a refused OME-XML is reported
+        return {"warnings": list(self._warnings)} if self._warnings else {}
 
     def ome_xml(self) -> str | None:
         return self.tif.ome_metadata if self.tif.is_ome else None
