@@ -68,12 +68,8 @@ import contextlib
 import json
 import math
 import os
-import secrets
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -96,7 +92,7 @@ from common import (  # noqa: E402
     ratio,
     table,
 )
-from uilab import BASE_URL, CHROMIUM, CHROMIUM_ARGS, REPO, Lab, write_notebook  # noqa: E402
+from uilab import CHROMIUM, CHROMIUM_ARGS, REPO, Lab, LabError, start_lab, write_notebook  # noqa: E402
 
 FIRST_TARGET_S = 1.0
 LOADS: list[float] = []  # 1-min load average after each run (other work on the machine)
@@ -365,14 +361,6 @@ def data_files(path: Path) -> list[Path]:
 # -- JupyterLab --------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def jupyter_lab(base: Path) -> Iterator[Lab]:
     """A JupyterLab like the browser tests' ``lab`` fixture (root = ``base / 'root'``)."""
@@ -385,58 +373,11 @@ def jupyter_lab(base: Path) -> Iterator[Lab]:
         shutil.rmtree(base)
     root = base / "root"
     root.mkdir(parents=True)
-    ext_path = base / "labextensions"
-    ext_path.mkdir()
-    (ext_path / "bioimnb").symlink_to(ext, target_is_directory=True)
-    token = secrets.token_hex(16)
-    port = _free_port()
-    env = dict(os.environ)
-    env.update(
-        PATH=str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""),
-        JUPYTER_CONFIG_DIR=str(base / "config"),
-        JUPYTER_DATA_DIR=str(base / "data"),
-        JUPYTER_RUNTIME_DIR=str(base / "runtime"),
-        IPYTHONDIR=str(base / "ipython"),
-        JUPYTER_PLATFORM_DIRS="1",
-        PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""),
-    )
-    log = base / "jupyter.log"
-    cmd = [
-        sys.executable, "-m", "jupyter", "lab", "--no-browser",
-        f"--ServerApp.port={port}", "--ServerApp.port_retries=0", "--ServerApp.ip=127.0.0.1",
-        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-        f"--ServerApp.base_url={BASE_URL}", "--allow-root",
-        "--LabApp.expose_app_in_browser=True",
-        f"--LabApp.extra_labextensions_path={ext_path}",
-        f"--LabApp.user_settings_dir={base / 'settings'}",
-        f"--LabApp.workspaces_dir={base / 'workspaces'}",
-    ]  # fmt: skip
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    lab = Lab(f"http://127.0.0.1:{port}{BASE_URL}", token, root, log)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"JupyterLab exited with {proc.returncode}:\n{lab.log_tail()}")
-            try:
-                json.loads(lab.get("api/status"))
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"JupyterLab did not start:\n{lab.log_tail()}") from None
-                time.sleep(0.3)
-        yield lab
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        with start_lab(base, root) as lab:
+            yield lab
+    except LabError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 # -- measurements ------------------------------------------------------------------------------

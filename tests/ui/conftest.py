@@ -15,18 +15,11 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from servers import free_port
-from uilab import BASE_URL, CHROMIUM, CHROMIUM_ARGS, REPO, Lab, write_test_image
+from uilab import CHROMIUM, CHROMIUM_ARGS, REPO, Lab, LabError, start_lab, write_test_image
 
 
 def _check_frontend_built() -> None:
@@ -55,75 +48,17 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     (root / "corrupt.ome.tif").write_bytes(b"this is not a TIFF file at all\n" * 64)
     make_demo_data(root / "demo", small=True)
 
-    # Our build first on the extension path (first match wins over the environment's copy).
-    ext_path = base / "labextensions"
-    ext_path.mkdir()
-    (ext_path / "bioimnb").symlink_to(REPO / "bioimnb" / "labextension", target_is_directory=True)
-
-    token = secrets.token_hex(16)
-    port = free_port()
-    env = dict(os.environ)
-    bin_dir = str(Path(sys.executable).parent)
-    env.update(
-        PATH=bin_dir + os.pathsep + env.get("PATH", ""),
-        JUPYTER_CONFIG_DIR=str(base / "config"),
-        JUPYTER_DATA_DIR=str(base / "data"),
-        JUPYTER_RUNTIME_DIR=str(base / "runtime"),
-        IPYTHONDIR=str(base / "ipython"),
-        JUPYTER_PLATFORM_DIRS="1",
-        PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""),
-    )
-    log = base / "jupyter.log"
-    cmd = [
-        sys.executable,
-        "-m",
-        "jupyter",
-        "lab",
-        "--no-browser",
-        f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0",
-        "--ServerApp.ip=127.0.0.1",
-        f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={root}",
-        f"--ServerApp.base_url={BASE_URL}",
-        "--allow-root",
-        "--LabApp.expose_app_in_browser=True",
-        f"--LabApp.extra_labextensions_path={ext_path}",
-        f"--LabApp.user_settings_dir={base / 'settings'}",
-        f"--LabApp.workspaces_dir={base / 'workspaces'}",
-    ]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    server = Lab(f"http://127.0.0.1:{port}{BASE_URL}", token, root, log)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"JupyterLab exited with {proc.returncode}:\n{server.log_tail()}")
+        with start_lab(base, root) as server:
             try:
-                json.loads(server.get("api/status"))
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(
-                        f"JupyterLab did not answer /api/status in 90 s:\n{server.log_tail()}"
-                    )
-                time.sleep(0.3)
-        try:
-            json.loads(server.get("bioimnb/version"))
-        except OSError as exc:
-            pytest.fail(f"the bioimnb server extension is not loaded ({exc}):\n{server.log_tail()}")
-        yield server
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)  # the server and the kernels it started
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+                json.loads(server.get("bioimnb/version"))
+            except OSError as exc:
+                pytest.fail(
+                    f"the bioimnb server extension is not loaded ({exc}):\n{server.log_tail()}"
+                )
+            yield server
+    except LabError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,17 @@ modules can import it (``conftest`` is ambiguous in a suite with several).
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,3 +107,75 @@ class Lab:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
         except OSError:
             return ""
+
+
+class LabError(RuntimeError):
+    """JupyterLab did not start; the message ends with the tail of its log."""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def start_lab(base: Path, root: Path) -> Iterator[Lab]:
+    """A real JupyterLab on a free loopback port under ``BASE_URL`` with token auth, serving
+    ``root``, with config, data, settings and workspaces isolated under ``base``, and this
+    checkout's lab extension build first on the extension path (first match wins over the
+    environment's copy).  Stopped, with the kernels it started, on exit."""
+    ext_path = base / "labextensions"
+    ext_path.mkdir()
+    (ext_path / "bioimnb").symlink_to(REPO / "bioimnb" / "labextension", target_is_directory=True)
+    token = secrets.token_hex(16)
+    port = _free_port()
+    env = dict(os.environ)
+    env.update(
+        PATH=str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""),
+        JUPYTER_CONFIG_DIR=str(base / "config"),
+        JUPYTER_DATA_DIR=str(base / "data"),
+        JUPYTER_RUNTIME_DIR=str(base / "runtime"),
+        IPYTHONDIR=str(base / "ipython"),
+        JUPYTER_PLATFORM_DIRS="1",
+        PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""),
+    )
+    log = base / "jupyter.log"
+    cmd = [
+        sys.executable, "-m", "jupyter", "lab", "--no-browser",
+        f"--ServerApp.port={port}", "--ServerApp.port_retries=0", "--ServerApp.ip=127.0.0.1",
+        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+        f"--ServerApp.base_url={BASE_URL}", "--allow-root",
+        "--LabApp.expose_app_in_browser=True",
+        f"--LabApp.extra_labextensions_path={ext_path}",
+        f"--LabApp.user_settings_dir={base / 'settings'}",
+        f"--LabApp.workspaces_dir={base / 'workspaces'}",
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    lab = Lab(f"http://127.0.0.1:{port}{BASE_URL}", token, root, log)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                raise LabError(f"JupyterLab exited with {proc.returncode}:\n{lab.log_tail()}")
+            try:
+                json.loads(lab.get("api/status"))
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise LabError(
+                        f"JupyterLab did not answer /api/status in 90 s:\n{lab.log_tail()}"
+                    ) from None
+                time.sleep(0.3)
+        yield lab
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)  # the server and the kernels it started
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
