@@ -15,14 +15,17 @@ from typing import Any
 
 import numpy as np
 
+from ..storage import resolve
 from .downsample import reduce_block
 from .plan import Block
+from .shards import ShardCodec, shard_codec
 
 __all__ = ["Job", "block_digest", "open_dest_array", "run_block"]
 
 _LOCK = threading.Lock()
 _SOURCES: dict[str, Any] = {}
 _ARRAYS: dict[str, Any] = {}
+_CODECS: dict[str, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -71,11 +74,36 @@ def open_dest_array(dest: str, dest_options: str, path: str) -> Any:
     return arr
 
 
+def dest_codec(dest: str, dest_options: str, path: str) -> ShardCodec | None:
+    """The whole-shard codec of a destination array, or None when zarr must do the writing."""
+    key = "\0".join((dest, dest_options, path))
+    with _LOCK:
+        if key in _CODECS:
+            return _CODECS[key]  # type: ignore[no-any-return]
+    arr = open_dest_array(dest, dest_options, path)
+    codec = shard_codec(arr, resolve(dest, **json.loads(dest_options)))
+    with _LOCK:
+        _CODECS[key] = codec
+    return codec
+
+
 def forget(dest: str) -> None:
     """Drop cached handles of a destination (after it was deleted or rewritten)."""
     with _LOCK:
-        for key in [k for k in _ARRAYS if k.startswith(dest + "\0")]:
-            del _ARRAYS[key]
+        for cache in (_ARRAYS, _CODECS):
+            for key in [k for k in cache if k.startswith(dest + "\0")]:
+                del cache[key]
+
+
+def _write(job: Job, path: str, t: int, c: int, z: int, y0: int, x0: int, data: np.ndarray) -> None:
+    """Store one block: as one encoded shard when it is exactly one, else through zarr."""
+    codec = dest_codec(job.dest, job.dest_options, path)
+    y1, x1 = y0 + data.shape[0], x0 + data.shape[1]
+    if codec is not None and codec.aligned(y0, y1, x0, x1):
+        codec.write(codec.key(t, c, z, y0, x0), codec.encode(data))
+        return
+    out = open_dest_array(job.dest, job.dest_options, path)
+    out[t, c, z, y0:y1, x0:x1] = data
 
 
 def block_digest(data: np.ndarray) -> str:
@@ -93,8 +121,16 @@ def block_digest(data: np.ndarray) -> str:
 
 def verify_block(job: Job, block: Block) -> tuple[str, str]:
     """Re-read one written level-0 block from the output; returns (block key, digest)."""
-    arr = open_dest_array(job.dest, job.dest_options, job.array_path)
-    data = np.asarray(arr[block.t, block.c, block.z, block.y0 : block.y1, block.x0 : block.x1])
+    codec = dest_codec(job.dest, job.dest_options, job.array_path)
+    if codec is not None and codec.aligned(block.y0, block.y1, block.x0, block.x1):
+        key = codec.key(block.t, block.c, block.z, block.y0, block.x0)
+        try:
+            data = codec.decode(codec.read(key), block.y1 - block.y0, block.x1 - block.x0)
+        except Exception as exc:  # noqa: BLE001 - any failure to read back is a failed check
+            return block.key, f"unreadable shard {key}: {exc}"
+    else:
+        arr = open_dest_array(job.dest, job.dest_options, job.array_path)
+        data = np.asarray(arr[block.t, block.c, block.z, block.y0 : block.y1, block.x0 : block.x1])
     return block.key, block_digest(data)
 
 
@@ -128,12 +164,10 @@ def run_block(job: Job, block: Block) -> tuple[str, str, int]:
     expected = (block.y1 - block.y0, block.x1 - block.x0)
     if data.shape != expected:
         raise ValueError(f"block {block.key}: got shape {data.shape}, expected {expected}")
-    out[block.t, block.c, block.z, block.y0 : block.y1, block.x0 : block.x1] = data
+    _write(job, job.array_path, block.t, block.c, block.z, block.y0, block.x0, data)
     digest = block_digest(data) if block.level == 0 else ""
     current = data
     for k, path in enumerate(job.fused_paths, start=1):
         current = reduce_block(current[None], (1, 2, 2), job.method)[0]
-        level = open_dest_array(job.dest, job.dest_options, path)
-        y0, x0 = block.y0 >> k, block.x0 >> k
-        level[block.t, block.c, block.z, y0 : y0 + current.shape[0], x0 : x0 + current.shape[1]] = current
+        _write(job, path, block.t, block.c, block.z, block.y0 >> k, block.x0 >> k, current)
     return block.key, digest, int(data.nbytes)

@@ -1,0 +1,127 @@
+"""Whole-shard encoding (bioimnb.core.convert.shards) against zarr-python, both directions."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import zarr
+from zarr.codecs import BloscCodec, GzipCodec, ZstdCodec
+
+from bioimnb.core.convert.shards import shard_codec
+from bioimnb.core.errors import CorruptFile
+from bioimnb.core.storage import resolve
+
+COMPRESSORS = {
+    "zstd": ZstdCodec(level=3),
+    "gzip": GzipCodec(level=5),
+    "blosc": BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),
+    "none": None,
+}
+
+
+def _array(root, name, shape, dtype, compressor, shards=(1, 1, 1, 256, 256)):
+    group = zarr.open_group(str(root), mode="a", zarr_format=3)
+    return group.create_array(
+        name,
+        shape=shape,
+        dtype=dtype,
+        chunks=(1, 1, 1, 64, 64),
+        shards=shards,
+        compressors=compressor,
+        fill_value=0,
+        config={"write_empty_chunks": True},
+    )
+
+
+def _data(shape, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(dtype) if np.dtype(dtype).kind in "iu" else None
+    if info is None:
+        return rng.normal(size=shape).astype(dtype)
+    return rng.integers(info.min, info.max, size=shape, dtype=dtype, endpoint=True)
+
+
+@pytest.mark.parametrize("name", sorted(COMPRESSORS))
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "float32"])
+def test_shards_written_here_read_by_zarr(tmp_path, name, dtype):
+    """Every shard of an array whose edges do not fall on shard or chunk boundaries."""
+    shape = (1, 2, 1, 600, 333)
+    arr = _array(tmp_path / "out.zarr", "0", shape, dtype, COMPRESSORS[name])
+    codec = shard_codec(arr, resolve(str(tmp_path / "out.zarr")))
+    assert codec is not None
+    data = _data(shape, dtype)
+    for c in range(2):
+        for y0 in range(0, 600, 256):
+            for x0 in range(0, 333, 256):
+                y1, x1 = min(600, y0 + 256), min(333, x0 + 256)
+                assert codec.aligned(y0, y1, x0, x1)
+                block = data[0, c, 0, y0:y1, x0:x1]
+                blob = codec.encode(block)
+                codec.write(codec.key(0, c, 0, y0, x0), blob)
+                np.testing.assert_array_equal(codec.decode(codec.read(codec.key(0, c, 0, y0, x0)), y1 - y0, x1 - x0), block)
+    again = zarr.open_array(str(tmp_path / "out.zarr"), path="0", mode="r")
+    np.testing.assert_array_equal(again[...], data)
+    assert not codec.aligned(0, 100, 0, 256) and not codec.aligned(64, 320, 0, 256)
+
+
+@pytest.mark.parametrize("name", sorted(COMPRESSORS))
+def test_shards_written_by_zarr_decoded_here(tmp_path, name):
+    shape = (1, 1, 1, 300, 520)
+    arr = _array(tmp_path / "z.zarr", "0", shape, "uint16", COMPRESSORS[name])
+    data = _data(shape, "uint16", seed=1)
+    arr[...] = data
+    codec = shard_codec(arr, resolve(str(tmp_path / "z.zarr")))
+    assert codec is not None
+    got = codec.decode(codec.read(codec.key(0, 0, 0, 256, 512)), 300 - 256, 520 - 512)
+    np.testing.assert_array_equal(got, data[0, 0, 0, 256:, 512:])
+
+
+def test_damaged_shards_are_refused(tmp_path):
+    arr = _array(tmp_path / "d.zarr", "0", (1, 1, 1, 256, 256), "uint16", ZstdCodec(level=1))
+    codec = shard_codec(arr, resolve(str(tmp_path / "d.zarr")))
+    assert codec is not None
+    blob = codec.encode(_data((256, 256), "uint16"))
+    broken = bytearray(blob)
+    broken[-10] ^= 0xFF  # inside the index: its CRC32C no longer matches
+    with pytest.raises(ValueError, match="checksum"):
+        codec.decode(bytes(broken), 256, 256)
+    with pytest.raises(ValueError, match="shorter than its index"):
+        codec.decode(blob[:100], 256, 256)
+    with pytest.raises(ValueError):
+        codec.decode(blob[200:], 256, 256)  # offsets now point past the end / garbage chunks
+
+
+def test_layouts_not_written_here_fall_back_to_zarr(tmp_path):
+    v2 = zarr.open_group(str(tmp_path / "v2.zarr"), mode="w", zarr_format=2).create_array(
+        "0", shape=(1, 1, 1, 64, 64), dtype="uint16", chunks=(1, 1, 1, 32, 32)
+    )
+    assert shard_codec(v2, resolve(str(tmp_path / "v2.zarr"))) is None
+    unsharded = zarr.open_group(str(tmp_path / "v3.zarr"), mode="w", zarr_format=3).create_array(
+        "0", shape=(1, 1, 1, 64, 64), dtype="uint16", chunks=(1, 1, 1, 32, 32)
+    )
+    assert shard_codec(unsharded, resolve(str(tmp_path / "v3.zarr"))) is None
+
+
+def test_convert_detects_a_damaged_shard_on_disk(images, tmp_path, monkeypatch):
+    """Verification reads the stored bytes: one flipped byte in a level-0 shard fails the run."""
+    import bioimnb
+    from bioimnb.core.convert import engine
+
+    original = engine._verify_zarr
+
+    def damage_then_verify(run, plans, journal):
+        shard_dir = tmp_path / "bad.ome.zarr" / "0" / "c"
+        first = sorted(p for p in shard_dir.rglob("*") if p.is_file())[0]
+        blob = bytearray(first.read_bytes())
+        blob[len(blob) // 3] ^= 0x55
+        first.write_bytes(bytes(blob))
+        return original(run, plans, journal)
+
+    monkeypatch.setattr(engine, "_verify_zarr", damage_then_verify)
+    dest = tmp_path / "bad.ome.zarr"
+    with pytest.raises(CorruptFile, match="verification failed"):
+        bioimnb.convert(images["ome_tiff"][0], dest, scenes=[0])
+    assert bioimnb.open_image(dest).status()["incomplete"] is True
+    assert os.path.isdir(dest)
