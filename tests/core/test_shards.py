@@ -94,10 +94,18 @@ def test_damaged_shards_are_refused(tmp_path):
 
 
 def test_layouts_not_written_here_fall_back_to_zarr(tmp_path):
+    from bioimnb.core.convert.shards import block_codec
+
     v2 = zarr.open_group(str(tmp_path / "v2.zarr"), mode="w", zarr_format=2).create_array(
         "0", shape=(1, 1, 1, 64, 64), dtype="uint16", chunks=(1, 1, 1, 32, 32)
     )
     assert shard_codec(v2, resolve(str(tmp_path / "v2.zarr"))) is None
+    assert block_codec(v2, resolve(str(tmp_path / "v2.zarr"))) is None  # "." keys: zarr writes
+    filtered = zarr.open_group(str(tmp_path / "f.zarr"), mode="w", zarr_format=2).create_array(
+        "0", shape=(1, 1, 1, 64, 64), dtype="uint16", chunks=(1, 1, 1, 32, 32),
+        filters=[__import__("numcodecs").Delta(dtype="uint16")], chunk_key_encoding={"name": "v2", "separator": "/"},
+    )
+    assert block_codec(filtered, resolve(str(tmp_path / "f.zarr"))) is None
     unsharded = zarr.open_group(str(tmp_path / "v3.zarr"), mode="w", zarr_format=3).create_array(
         "0", shape=(1, 1, 1, 64, 64), dtype="uint16", chunks=(1, 1, 1, 32, 32)
     )
@@ -125,3 +133,58 @@ def test_convert_detects_a_damaged_shard_on_disk(images, tmp_path, monkeypatch):
         bioimnb.convert(images["ome_tiff"][0], dest, scenes=[0])
     assert bioimnb.open_image(dest).status()["incomplete"] is True
     assert os.path.isdir(dest)
+
+
+V2_COMPRESSORS = ["zstd", "zlib", "blosc", "none"]
+
+
+def _v2_array(root, compressor_name):
+    import numcodecs
+
+    compressor = {
+        "zstd": numcodecs.Zstd(level=3),
+        "zlib": numcodecs.Zlib(level=4),
+        "blosc": numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE),
+        "none": None,
+    }[compressor_name]
+    group = zarr.open_group(str(root), mode="a", zarr_format=2)
+    return group.create_array(
+        "0",
+        shape=(1, 2, 1, 300, 190),
+        dtype="uint16",
+        chunks=(1, 1, 1, 64, 64),
+        compressors=compressor,
+        fill_value=0,
+        chunk_key_encoding={"name": "v2", "separator": "/"},
+    )
+
+
+@pytest.mark.parametrize("name", V2_COMPRESSORS)
+def test_v2_chunks_written_here_read_by_zarr_and_back(tmp_path, name):
+    from bioimnb.core.convert.shards import ChunkFiles, block_codec
+
+    arr = _v2_array(tmp_path / "v2.zarr", name)
+    codec = block_codec(arr, resolve(str(tmp_path / "v2.zarr")))
+    assert isinstance(codec, ChunkFiles)
+    data = _data((1, 2, 1, 300, 190), "uint16", seed=3)
+    for c in range(2):
+        for y0 in range(0, 300, 128):
+            for x0 in range(0, 190, 128):
+                y1, x1 = min(300, y0 + 128), min(190, x0 + 128)
+                assert codec.aligned(y0, y1, x0, x1)
+                codec.write_block(0, c, 0, y0, x0, data[0, c, 0, y0:y1, x0:x1])
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "v2.zarr"), path="0", mode="r")[...], data)
+    np.testing.assert_array_equal(codec.read_block(0, 1, 0, 256, 128, 44, 62), data[0, 1, 0, 256:, 128:])
+    assert not codec.aligned(0, 100, 0, 128)
+
+
+@pytest.mark.parametrize("name", V2_COMPRESSORS)
+def test_v2_chunks_written_by_zarr_decoded_here(tmp_path, name):
+    from bioimnb.core.convert.shards import block_codec
+
+    arr = _v2_array(tmp_path / "z2.zarr", name)
+    data = _data((1, 2, 1, 300, 190), "uint16", seed=4)
+    arr[...] = data
+    codec = block_codec(arr, resolve(str(tmp_path / "z2.zarr")))
+    assert codec is not None
+    np.testing.assert_array_equal(codec.read_block(0, 0, 0, 128, 64, 172, 126), data[0, 0, 0, 128:, 64:])

@@ -1,4 +1,4 @@
-"""Whole-shard reads and writes for the zarr v3 arrays that ``convert`` creates.
+"""Whole-block reads and writes for the zarr arrays that ``convert`` creates.
 
 Why not ``array[...] = block``: zarr-python encodes the inner chunks of a shard one by one on its
 asyncio event loop (one thread per process), copies each chunk into a shard buffer, compares it
@@ -11,10 +11,13 @@ pairs in C order of the inner chunks, ``2**64 - 1`` for an absent chunk, then it
 the bytes go to storage in one write.  Reading back for verification uses the same layout in
 reverse, so it checks what is actually stored, not a cached copy.
 
+Zarr v2 arrays (NGFF 0.4) get the same treatment without the index: each chunk of the block is
+encoded in the worker thread and written as its own object (:class:`ChunkFiles`).
+
 Only the layouts ``convert`` writes are handled (bytes + one of zstd/gzip/blosc/none inside,
-bytes + crc32c for the index, chunks and shards of one (t, c, z) plane); :func:`shard_codec`
-returns None for anything else and callers fall back to zarr.  The output is a plain zarr v3
-array: zarr-python, tensorstore and any NGFF reader read it (tested).
+bytes + crc32c for the index, chunks and shards of one (t, c, z) plane; v2 with "/" keys and
+one compressor, no filters); :func:`block_codec` returns None for anything else and callers fall
+back to zarr.  The output is a plain zarr array: zarr-python and any NGFF reader read it (tested).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import numpy as np
 
 from ..storage import Resolved
 
-__all__ = ["ShardCodec", "shard_codec"]
+__all__ = ["ChunkFiles", "ShardCodec", "block_codec", "shard_codec"]
 
 _EMPTY = np.uint64(2**64 - 1)
 
@@ -72,8 +75,123 @@ def _compressor(codec: Any) -> tuple[Any, Any] | None:
     return None
 
 
+def _numcodecs_pair(codec: Any) -> tuple[Any, Any] | None:
+    """(encode, decode) for a zarr v2 compressor (a numcodecs codec), or None if unknown."""
+    import numcodecs
+
+    if isinstance(codec, numcodecs.Zstd):
+        from zarr.codecs import ZstdCodec
+
+        if getattr(codec, "checksum", False):
+            return None
+        return _compressor(ZstdCodec(level=int(codec.level)))
+    if isinstance(codec, (numcodecs.Zlib, numcodecs.GZip, numcodecs.Blosc)):
+        return codec.encode, codec.decode
+    return None
+
+
+def _encode_chunk(encode_fn: Any, chunk: np.ndarray) -> bytes:
+    encoded = encode_fn(chunk) if encode_fn is not None else chunk.tobytes()
+    return encoded if isinstance(encoded, bytes) else bytes(encoded)
+
+
+def _decode_chunk(decode_fn: Any, piece: Any, dtype: np.dtype, shape: tuple[int, int], where: str) -> np.ndarray:
+    try:
+        decoded = decode_fn(piece) if decode_fn is not None else piece
+    except Exception as exc:  # noqa: BLE001 - codec libraries raise their own types
+        raise ValueError(f"chunk {where} does not decode: {exc}") from exc
+    arr = np.frombuffer(decoded, dtype=dtype)
+    if arr.size != shape[0] * shape[1]:
+        raise ValueError(f"chunk {where} decodes to {arr.size} values, expected {shape[0] * shape[1]}")
+    return arr.reshape(shape)
+
+
+def _chunks_of(data: np.ndarray, cy: int, cx: int, dtype: np.dtype, fill: Any) -> Any:
+    """(iy, ix, full-size chunk in stored byte order) for every chunk a 2-D block touches."""
+    h, w = data.shape
+    tile = np.empty((cy, cx), dtype=dtype)
+    for iy in range(-(-h // cy)):
+        for ix in range(-(-w // cx)):
+            piece = data[iy * cy : (iy + 1) * cy, ix * cx : (ix + 1) * cx]
+            if piece.shape == (cy, cx) and piece.dtype == dtype and piece.flags.c_contiguous:
+                yield iy, ix, piece
+                continue
+            # an edge chunk (padded with the fill value) or a view to copy in stored byte order
+            if piece.shape != (cy, cx):
+                tile.fill(fill)
+            tile[: piece.shape[0], : piece.shape[1]] = piece
+            yield iy, ix, tile
+
+
+class _Objects:
+    """Writes and reads whole objects under one array folder, locally or on any fsspec store."""
+
+    res: Resolved
+
+    def _path(self, key: str) -> str:
+        return self.res.path.rstrip("/") + "/" + key
+
+    def write(self, key: str, blob: bytes) -> None:
+        path = self._path(key)
+        if self.res.local:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as fh:
+                fh.write(blob)
+        else:
+            self.res.fs.pipe_file(path, blob)
+
+    def read(self, key: str) -> bytes:
+        path = self._path(key)
+        if self.res.local:
+            with open(path, "rb") as fh:
+                return fh.read()
+        return bytes(self.res.fs.cat_file(path))
+
+
 @dataclass(frozen=True)
-class ShardCodec:
+class ChunkFiles(_Objects):
+    """Encodes the chunks of a block of a zarr v2 array (NGFF 0.4), one object per chunk."""
+
+    res: Resolved
+    shape: tuple[int, ...]
+    chunk: tuple[int, ...]
+    dtype: np.dtype
+    fill_value: Any
+    encode_fn: Any
+    decode_fn: Any
+
+    def aligned(self, y0: int, y1: int, x0: int, x1: int) -> bool:
+        cy, cx = self.chunk[3], self.chunk[4]
+        return (
+            y0 % cy == 0
+            and x0 % cx == 0
+            and (y1 % cy == 0 or y1 == self.shape[3])
+            and (x1 % cx == 0 or x1 == self.shape[4])
+        )
+
+    def _key(self, t: int, c: int, z: int, iy: int, ix: int) -> str:
+        return f"{t}/{c}/{z}/{iy}/{ix}"
+
+    def write_block(self, t: int, c: int, z: int, y0: int, x0: int, data: np.ndarray) -> None:
+        cy, cx = self.chunk[3], self.chunk[4]
+        for iy, ix, chunk in _chunks_of(data, cy, cx, self.dtype, self.fill_value):
+            self.write(self._key(t, c, z, y0 // cy + iy, x0 // cx + ix), _encode_chunk(self.encode_fn, chunk))
+
+    def read_block(self, t: int, c: int, z: int, y0: int, x0: int, height: int, width: int) -> np.ndarray:
+        cy, cx = self.chunk[3], self.chunk[4]
+        out = np.empty((height, width), dtype=self.dtype.newbyteorder("="))
+        for iy in range(-(-height // cy)):
+            for ix in range(-(-width // cx)):
+                key = self._key(t, c, z, y0 // cy + iy, x0 // cx + ix)
+                arr = _decode_chunk(self.decode_fn, self.read(key), self.dtype, (cy, cx), key)
+                ys = slice(iy * cy, min(height, (iy + 1) * cy))
+                xs = slice(ix * cx, min(width, (ix + 1) * cx))
+                out[ys, xs] = arr[: ys.stop - ys.start, : xs.stop - xs.start]
+        return out
+
+
+@dataclass(frozen=True)
+class ShardCodec(_Objects):
     """Encodes and decodes whole shards of one sharded zarr v3 array (see the module doc)."""
 
     res: Resolved
@@ -114,29 +232,15 @@ class ShardCodec:
     # .. encoding ..
     def encode(self, data: np.ndarray) -> bytes:
         """The shard bytes for a 2-D block starting on a shard boundary (clipped at the edges)."""
-        cy, cx = self.chunk[3], self.chunk[4]
         ny, nx = self._grid()
         index = np.full((ny, nx, 2), _EMPTY, dtype="<u8")
         parts: list[bytes] = []
         offset = 0
-        h, w = data.shape
-        tile = np.empty((cy, cx), dtype=self.dtype)
-        for iy in range(min(ny, -(-h // cy))):
-            for ix in range(min(nx, -(-w // cx))):
-                piece = data[iy * cy : (iy + 1) * cy, ix * cx : (ix + 1) * cx]
-                if piece.shape == (cy, cx) and piece.dtype == self.dtype and piece.flags.c_contiguous:
-                    chunk = piece
-                else:
-                    # edge chunk (pad with the fill value) or a view to copy in stored byte order
-                    if piece.shape != (cy, cx):
-                        tile.fill(self.fill_value)
-                    tile[: piece.shape[0], : piece.shape[1]] = piece
-                    chunk = tile
-                encoded = self.encode_fn(chunk) if self.encode_fn is not None else chunk.tobytes()
-                encoded = bytes(encoded) if not isinstance(encoded, bytes) else encoded
-                index[iy, ix] = (offset, len(encoded))
-                parts.append(encoded)
-                offset += len(encoded)
+        for iy, ix, chunk in _chunks_of(data, self.chunk[3], self.chunk[4], self.dtype, self.fill_value):
+            encoded = _encode_chunk(self.encode_fn, chunk)
+            index[iy, ix] = (offset, len(encoded))
+            parts.append(encoded)
+            offset += len(encoded)
         return self._assemble(parts, index)
 
     def _assemble(self, parts: list[bytes], index: np.ndarray) -> bytes:
@@ -178,33 +282,16 @@ class ShardCodec:
                 if int(off) + int(size) > len(blob):
                     raise ValueError(f"chunk ({iy}, {ix}) lies beyond the end of the shard")
                 piece = view[int(off) : int(off) + int(size)]
-                try:
-                    decoded = self.decode_fn(piece) if self.decode_fn is not None else piece
-                except Exception as exc:  # noqa: BLE001 - codec libraries raise their own types
-                    raise ValueError(f"chunk ({iy}, {ix}) does not decode: {exc}") from exc
-                arr = np.frombuffer(decoded, dtype=self.dtype)
-                if arr.size != cy * cx:
-                    raise ValueError(f"chunk ({iy}, {ix}) decodes to {arr.size} values, expected {cy * cx}")
-                arr = arr.reshape(cy, cx)
+                arr = _decode_chunk(self.decode_fn, piece, self.dtype, (cy, cx), f"({iy}, {ix})")
                 out[ys, xs] = arr[: ys.stop - ys.start, : xs.stop - xs.start]
         return out
 
-    # .. storage ..
-    def write(self, key: str, blob: bytes) -> None:
-        path = self._path(key)
-        if self.res.local:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "wb") as fh:
-                fh.write(blob)
-        else:
-            self.res.fs.pipe_file(path, blob)
+    # .. whole blocks ..
+    def write_block(self, t: int, c: int, z: int, y0: int, x0: int, data: np.ndarray) -> None:
+        self.write(self.key(t, c, z, y0, x0), self.encode(data))
 
-    def read(self, key: str) -> bytes:
-        path = self._path(key)
-        if self.res.local:
-            with open(path, "rb") as fh:
-                return fh.read()
-        return bytes(self.res.fs.cat_file(path))
+    def read_block(self, t: int, c: int, z: int, y0: int, x0: int, height: int, width: int) -> np.ndarray:
+        return self.decode(self.read(self.key(t, c, z, y0, x0)), height, width)
 
 
 def shard_codec(arr: Any, res: Resolved) -> ShardCodec | None:
@@ -247,12 +334,8 @@ def shard_codec(arr: Any, res: Resolved) -> ShardCodec | None:
                 return None
             encode_fn, decode_fn = found
         location = getattr(sharding.index_location, "value", str(sharding.index_location))
-        path = res.path.rstrip("/")
-        store_path = str(getattr(arr, "path", "") or "")
-        if store_path:
-            path = path + "/" + store_path.strip("/")
         return ShardCodec(
-            res=Resolved(res.fs, path, res.url, res.options),
+            res=_array_res(arr, res),
             shape=tuple(int(s) for s in meta.shape),
             shard=shard,
             chunk=chunk,
@@ -265,3 +348,48 @@ def shard_codec(arr: Any, res: Resolved) -> ShardCodec | None:
         )
     except Exception:  # noqa: BLE001 - any surprise: let zarr do the work
         return None
+
+
+def _array_res(arr: Any, res: Resolved) -> Resolved:
+    path = res.path.rstrip("/")
+    store_path = str(getattr(arr, "path", "") or "")
+    if store_path:
+        path = path + "/" + store_path.strip("/")
+    return Resolved(res.fs, path, res.url, res.options)
+
+
+def chunk_files(arr: Any, res: Resolved) -> ChunkFiles | None:
+    """A :class:`ChunkFiles` for a zarr v2 array written by ``convert``, or None."""
+    try:
+        meta = arr.metadata
+        if getattr(meta, "zarr_format", None) != 2 or meta.filters or meta.order != "C":
+            return None
+        if meta.dimension_separator != "/":
+            return None
+        chunk = tuple(int(s) for s in meta.chunks)
+        if len(chunk) != 5 or chunk[:3] != (1, 1, 1):
+            return None
+        pair: tuple[Any, Any] = (None, None)
+        if meta.compressor is not None:
+            found = _numcodecs_pair(meta.compressor)
+            if found is None:
+                return None
+            pair = found
+        to_native = getattr(meta.dtype, "to_native_dtype", None)
+        dtype = np.dtype(to_native() if to_native is not None else arr.dtype)  # stored byte order
+        return ChunkFiles(
+            res=_array_res(arr, res),
+            shape=tuple(int(s) for s in meta.shape),
+            chunk=chunk,
+            dtype=dtype,
+            fill_value=np.asarray(meta.fill_value or 0).astype(dtype).item(),
+            encode_fn=pair[0],
+            decode_fn=pair[1],
+        )
+    except Exception:  # noqa: BLE001 - any surprise: let zarr do the work
+        return None
+
+
+def block_codec(arr: Any, res: Resolved) -> ShardCodec | ChunkFiles | None:
+    """The fast whole-block path for a destination array, or None (then zarr writes)."""
+    return shard_codec(arr, res) or chunk_files(arr, res)

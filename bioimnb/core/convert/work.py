@@ -18,7 +18,7 @@ import numpy as np
 from ..storage import resolve
 from .downsample import reduce_block
 from .plan import Block
-from .shards import ShardCodec, shard_codec
+from .shards import ChunkFiles, ShardCodec, block_codec
 
 __all__ = ["Job", "block_digest", "open_dest_array", "run_block"]
 
@@ -74,14 +74,14 @@ def open_dest_array(dest: str, dest_options: str, path: str) -> Any:
     return arr
 
 
-def dest_codec(dest: str, dest_options: str, path: str) -> ShardCodec | None:
-    """The whole-shard codec of a destination array, or None when zarr must do the writing."""
+def dest_codec(dest: str, dest_options: str, path: str) -> ShardCodec | ChunkFiles | None:
+    """The whole-block codec of a destination array, or None when zarr must do the writing."""
     key = "\0".join((dest, dest_options, path))
     with _LOCK:
         if key in _CODECS:
             return _CODECS[key]  # type: ignore[no-any-return]
     arr = open_dest_array(dest, dest_options, path)
-    codec = shard_codec(arr, resolve(dest, **json.loads(dest_options)))
+    codec = block_codec(arr, resolve(dest, **json.loads(dest_options)))
     with _LOCK:
         _CODECS[key] = codec
     return codec
@@ -100,7 +100,7 @@ def _write(job: Job, path: str, t: int, c: int, z: int, y0: int, x0: int, data: 
     codec = dest_codec(job.dest, job.dest_options, path)
     y1, x1 = y0 + data.shape[0], x0 + data.shape[1]
     if codec is not None and codec.aligned(y0, y1, x0, x1):
-        codec.write(codec.key(t, c, z, y0, x0), codec.encode(data))
+        codec.write_block(t, c, z, y0, x0, data)
         return
     out = open_dest_array(job.dest, job.dest_options, path)
     out[t, c, z, y0:y1, x0:x1] = data
@@ -123,11 +123,10 @@ def verify_block(job: Job, block: Block) -> tuple[str, str]:
     """Re-read one written level-0 block from the output; returns (block key, digest)."""
     codec = dest_codec(job.dest, job.dest_options, job.array_path)
     if codec is not None and codec.aligned(block.y0, block.y1, block.x0, block.x1):
-        key = codec.key(block.t, block.c, block.z, block.y0, block.x0)
         try:
-            data = codec.decode(codec.read(key), block.y1 - block.y0, block.x1 - block.x0)
+            data = codec.read_block(block.t, block.c, block.z, block.y0, block.x0, block.y1 - block.y0, block.x1 - block.x0)
         except Exception as exc:  # noqa: BLE001 - any failure to read back is a failed check
-            return block.key, f"unreadable shard {key}: {exc}"
+            return block.key, f"unreadable: {exc}"
     else:
         arr = open_dest_array(job.dest, job.dest_options, job.array_path)
         data = np.asarray(arr[block.t, block.c, block.z, block.y0 : block.y1, block.x0 : block.x1])
