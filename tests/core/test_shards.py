@@ -106,10 +106,12 @@ def test_layouts_not_written_here_fall_back_to_zarr(tmp_path):
         filters=[__import__("numcodecs").Delta(dtype="uint16")], chunk_key_encoding={"name": "v2", "separator": "/"},
     )
     assert block_codec(filtered, resolve(str(tmp_path / "f.zarr"))) is None
-    unsharded = zarr.open_group(str(tmp_path / "v3.zarr"), mode="w", zarr_format=3).create_array(
-        "0", shape=(1, 1, 1, 64, 64), dtype="uint16", chunks=(1, 1, 1, 32, 32)
+    dotted = zarr.open_group(str(tmp_path / "v3.zarr"), mode="w", zarr_format=3).create_array(
+        "0", shape=(1, 1, 1, 64, 64), dtype="uint16", chunks=(1, 1, 1, 32, 32),
+        chunk_key_encoding={"name": "default", "separator": "."},
     )
-    assert shard_codec(unsharded, resolve(str(tmp_path / "v3.zarr"))) is None
+    assert shard_codec(dotted, resolve(str(tmp_path / "v3.zarr"))) is None
+    assert block_codec(dotted, resolve(str(tmp_path / "v3.zarr"))) is None
 
 
 def test_convert_detects_a_damaged_shard_on_disk(images, tmp_path, monkeypatch):
@@ -188,3 +190,20 @@ def test_v2_chunks_written_by_zarr_decoded_here(tmp_path, name):
     codec = block_codec(arr, resolve(str(tmp_path / "z2.zarr")))
     assert codec is not None
     np.testing.assert_array_equal(codec.read_block(0, 0, 0, 128, 64, 172, 126), data[0, 0, 0, 128:, 64:])
+
+
+@pytest.mark.parametrize("name", sorted(COMPRESSORS))
+def test_v3_unsharded_chunks_both_directions(tmp_path, name):
+    from bioimnb.core.convert.shards import ChunkFiles, block_codec
+
+    group = zarr.open_group(str(tmp_path / "u.zarr"), mode="w", zarr_format=3)
+    arr = group.create_array(
+        "0", shape=(1, 1, 2, 200, 150), dtype="uint16", chunks=(1, 1, 1, 64, 64), compressors=COMPRESSORS[name], fill_value=0
+    )
+    codec = block_codec(arr, resolve(str(tmp_path / "u.zarr")))
+    assert isinstance(codec, ChunkFiles)
+    data = _data((1, 1, 2, 200, 150), "uint16", seed=5)
+    codec.write_block(0, 0, 1, 0, 0, data[0, 0, 1])
+    arr[0, 0, 0] = data[0, 0, 0]  # written by zarr
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "u.zarr"), path="0", mode="r")[...], data)
+    np.testing.assert_array_equal(codec.read_block(0, 0, 0, 64, 64, 136, 86), data[0, 0, 0, 64:, 64:])

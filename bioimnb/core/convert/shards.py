@@ -150,7 +150,8 @@ class _Objects:
 
 @dataclass(frozen=True)
 class ChunkFiles(_Objects):
-    """Encodes the chunks of a block of a zarr v2 array (NGFF 0.4), one object per chunk."""
+    """Encodes the chunks of a block of an unsharded array, one object per chunk: zarr v2
+    (NGFF 0.4, keys ``t/c/z/y/x``) or zarr v3 without sharding (keys ``c/t/c/z/y/x``)."""
 
     res: Resolved
     shape: tuple[int, ...]
@@ -159,6 +160,7 @@ class ChunkFiles(_Objects):
     fill_value: Any
     encode_fn: Any
     decode_fn: Any
+    prefix: str = ""
 
     def aligned(self, y0: int, y1: int, x0: int, x1: int) -> bool:
         cy, cx = self.chunk[3], self.chunk[4]
@@ -170,7 +172,7 @@ class ChunkFiles(_Objects):
         )
 
     def _key(self, t: int, c: int, z: int, iy: int, ix: int) -> str:
-        return f"{t}/{c}/{z}/{iy}/{ix}"
+        return f"{self.prefix}{t}/{c}/{z}/{iy}/{ix}"
 
     def write_block(self, t: int, c: int, z: int, y0: int, x0: int, data: np.ndarray) -> None:
         cy, cx = self.chunk[3], self.chunk[4]
@@ -390,6 +392,47 @@ def chunk_files(arr: Any, res: Resolved) -> ChunkFiles | None:
         return None
 
 
+def _v3_chunk_files(arr: Any, res: Resolved) -> ChunkFiles | None:
+    """A :class:`ChunkFiles` for an unsharded zarr v3 array with "/" keys, or None."""
+    try:
+        from zarr.codecs import BytesCodec
+        from zarr.core.chunk_key_encodings import DefaultChunkKeyEncoding
+
+        meta = arr.metadata
+        if getattr(meta, "zarr_format", None) != 3 or not isinstance(meta.chunk_key_encoding, DefaultChunkKeyEncoding):
+            return None
+        if meta.chunk_key_encoding.separator != "/":
+            return None
+        codecs = list(meta.codecs)
+        if not codecs or not isinstance(codecs[0], BytesCodec) or len(codecs) > 2:
+            return None
+        chunk = tuple(int(s) for s in meta.chunk_grid.chunk_shape)
+        if len(chunk) != 5 or chunk[:3] != (1, 1, 1):
+            return None
+        pair: tuple[Any, Any] = (None, None)
+        if len(codecs) == 2:
+            found = _compressor(codecs[1])
+            if found is None:
+                return None
+            pair = found
+        dtype = np.dtype(arr.dtype)
+        if dtype.itemsize > 1:
+            endian = getattr(codecs[0].endian, "value", None)
+            dtype = dtype.newbyteorder("<" if endian in (None, "little") else ">")
+        return ChunkFiles(
+            res=_array_res(arr, res),
+            shape=tuple(int(s) for s in meta.shape),
+            chunk=chunk,
+            dtype=dtype,
+            fill_value=np.asarray(meta.fill_value if meta.fill_value is not None else 0).astype(dtype).item(),
+            encode_fn=pair[0],
+            decode_fn=pair[1],
+            prefix="c/",
+        )
+    except Exception:  # noqa: BLE001 - any surprise: let zarr do the work
+        return None
+
+
 def block_codec(arr: Any, res: Resolved) -> ShardCodec | ChunkFiles | None:
     """The fast whole-block path for a destination array, or None (then zarr writes)."""
-    return shard_codec(arr, res) or chunk_files(arr, res)
+    return shard_codec(arr, res) or chunk_files(arr, res) or _v3_chunk_files(arr, res)
