@@ -21,7 +21,11 @@ Rendering (multichannel images)
     Each visible channel is scaled linearly from its window ``[min, max]`` to ``[0, 1]``
     (clipped; when ``max <= min`` it is a step at ``max``), multiplied by its colour (``RRGGBB``
     / 255), and the channels are summed; the sum is clipped to ``[0, 1]`` and becomes
-    ``round(255 * value)``.  Alpha is 255.
+    ``round(255 * value)``.  Alpha is 255.  The exact float32 arithmetic is spelled out in
+    :func:`composite_channels`; the notebook widget repeats it in the browser
+    (``labextension/src/viewer/composite.ts``) on raw channel tiles (:meth:`TileRenderer.raw_tile`)
+    so that a contrast, colour or visibility change needs no kernel round trip, and both give
+    identical bytes.
 
 Rendering (RGB images, axes ending in ``S``)
     Samples are shown as RGB (the first three samples; one sample is grey).  The first visible
@@ -70,6 +74,8 @@ __all__ = [
     "TileCache",
     "TileRenderer",
     "ViewState",
+    "channel_dtype",
+    "composite_channels",
     "encode_rgba",
     "format_channel_spec",
     "label_color",
@@ -508,6 +514,32 @@ class TileRenderer:
             self.cache.put((*self._key_prefix, scene, level, t, z, c, tx, ty), out[c])
         return out
 
+    def raw_tile(
+        self, scene: int, level: int, t: int, z: int, tx: int, ty: int, channels: Sequence[int]
+    ) -> list[np.ndarray]:
+        """The raw pixels of tile ``(tx, ty)`` of ``level``, plane ``(t, z)``, one C-contiguous,
+        little-endian ``(h, w)`` array per index in ``channels`` (in that order).
+
+        The tile is the one :meth:`render_rgba` composites (same bounds, same cache).  The dtype
+        is :func:`channel_dtype` of the image's: uint8 and uint16 as stored, anything else as
+        float32, which loses nothing that rendering uses (:func:`composite_channels` works on
+        float32).  For the notebook widget, which composites in the browser.  RGB images (axes
+        ending in ``S``) have no per-channel tiles: :meth:`render_rgba` draws them.
+        """
+        img = self.scene_image(scene)
+        self._check_level(img, level)
+        self._check_plane(img, t, z)
+        if self._is_rgb(img):
+            raise self._error("an RGB image has no single-channel tiles; render it as RGBA")
+        n_channels = int(img.shape[1])
+        indices = [int(c) for c in channels]
+        for c in indices:
+            if not 0 <= c < n_channels:
+                raise self._error(f"no channel {c}; the image has {n_channels}")
+        self.tile_bounds(scene, level, tx, ty)  # range check before any read
+        raws = self._raw_channels(scene, level, t, z, indices, tx, ty)
+        return [_as_channel_dtype(raws[c]) for c in indices]
+
     def _label_tile(
         self, scene: int, level: int, t: int, z: int, name: str, tx: int, ty: int
     ) -> np.ndarray:
@@ -597,28 +629,10 @@ class TileRenderer:
         w: int,
     ) -> np.ndarray:
         visible = [v for v in channels if v.visible]
-        # Planar float32 accumulation, one colour component at a time: no (h, w, 3)
-        # temporaries (7x faster than broadcasting the colour).
-        acc = np.zeros((3, h, w), dtype=np.float32)
-        tmp = np.empty((h, w), dtype=np.float32)
-        if visible:
-            raws = self._raw_channels(scene, level, t, z, [v.index for v in visible], tx, ty)
-            for view in visible:
-                scaled = _window(raws[view.index], view.min, view.max)
-                scaled *= np.float32(255.0)
-                for k in range(3):
-                    weight = int(view.color[2 * k : 2 * k + 2], 16)
-                    if weight == 255:
-                        acc[k] += scaled
-                    elif weight:
-                        np.multiply(scaled, np.float32(weight / 255.0), out=tmp)
-                        acc[k] += tmp
-        np.clip(acc, 0.0, 255.0, out=acc)
-        acc += np.float32(0.5)
-        rgb = np.empty((h, w, 3), dtype=np.uint8)
-        for k in range(3):
-            rgb[..., k] = acc[k]
-        return rgb
+        if not visible:
+            return np.zeros((h, w, 3), dtype=np.uint8)
+        raws = self._raw_channels(scene, level, t, z, [v.index for v in visible], tx, ty)
+        return composite_channels([(raws[v.index], v) for v in visible], (h, w))
 
     def _render_rgb(
         self,
@@ -825,15 +839,85 @@ class TileRenderer:
         }
 
 
+def channel_dtype(dtype: Any) -> np.dtype:
+    """The dtype :meth:`TileRenderer.raw_tile` sends a channel of an image of ``dtype`` as:
+    uint8 and uint16 unchanged, everything else float32 (little-endian)."""
+    dt = np.dtype(dtype)
+    if dt.kind == "u" and dt.itemsize in (1, 2):
+        return dt.newbyteorder("<")
+    return np.dtype("<f4")
+
+
+def _as_channel_dtype(raw: np.ndarray) -> np.ndarray:
+    """``raw`` in :func:`channel_dtype`, C-contiguous (no copy when it already is)."""
+    return np.ascontiguousarray(raw, dtype=channel_dtype(raw.dtype))
+
+
+def composite_channels(
+    layers: Sequence[tuple[np.ndarray, ChannelView]], shape: tuple[int, int]
+) -> np.ndarray:
+    """Colour-composite raw channel planes into an ``(h, w, 3)`` uint8 RGB array.
+
+    ``layers`` are ``(plane, view)`` pairs, ``plane`` an ``(h, w)`` array of raw values; hidden
+    views are skipped.  This is the one definition of the rule, and the browser's
+    ``compositeTile`` (``labextension/src/viewer/composite.ts``) repeats it step by step, so
+    keep the two in sync.  All arithmetic is IEEE float32 (``f32(x)`` rounds to float32) on
+    ``v = f32(plane)`` (the value the browser gets, see :func:`channel_dtype`):
+
+    1. window, per channel with ``lo, hi = view.min, view.max`` (Python floats):
+
+       * ``hi <= lo`` (a step): ``s = 1 if v >= hi else 0``, compared in float64;
+       * otherwise ``s = f32(f32(v - f32(lo)) * f32(1 / (hi - lo)))`` (the reciprocal computed
+         in float64), clipped to ``[0, 1]``; NaN becomes 0;
+
+    2. ``s255 = f32(s * 255)``;
+    3. per colour component ``k`` with weight ``c_k`` (the ``RRGGBB`` byte, 0-255):
+       ``acc_k = f32(acc_k + term)`` with ``term = s255`` when ``c_k == 255``,
+       ``f32(s255 * f32(c_k / 255))`` when ``0 < c_k < 255``, nothing when ``c_k == 0``;
+       channels are added in the order given, ``acc_k`` starting at 0;
+    4. ``out_k = trunc(f32(min(acc_k, 255) + 0.5))`` (``acc_k`` is never negative).
+    """
+    h, w = shape
+    # Planar float32 accumulation, one colour component at a time: no (h, w, 3)
+    # temporaries (7x faster than broadcasting the colour).
+    acc = np.zeros((3, h, w), dtype=np.float32)
+    tmp = np.empty((h, w), dtype=np.float32)
+    for plane, view in layers:
+        if not view.visible:
+            continue
+        scaled = _window(plane, view.min, view.max)
+        scaled *= np.float32(255.0)
+        for k in range(3):
+            weight = int(view.color[2 * k : 2 * k + 2], 16)
+            if weight == 255:
+                acc[k] += scaled
+            elif weight:
+                np.multiply(scaled, np.float32(weight / 255.0), out=tmp)
+                acc[k] += tmp
+    np.clip(acc, 0.0, 255.0, out=acc)
+    acc += np.float32(0.5)
+    rgb = np.empty((h, w, 3), dtype=np.uint8)
+    for k in range(3):
+        rgb[..., k] = acc[k]
+    return rgb
+
+
 def _window(raw: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """``raw`` scaled from ``[lo, hi]`` to ``[0, 1]`` (clipped) as float32; a step at ``hi``
-    when ``hi <= lo``."""
-    if hi <= lo:
-        return (raw >= hi).astype(np.float32)
-    scaled = raw.astype(np.float32)
-    scaled -= np.float32(lo)
-    scaled *= np.float32(1.0 / (hi - lo))
+    """``raw`` scaled from ``[lo, hi]`` to ``[0, 1]`` (clipped, NaN as 0) as float32; a step at
+    ``hi`` when ``hi <= lo`` (see :func:`composite_channels` for the exact arithmetic)."""
+    # Values or windows beyond float32's range or resolution give inf / NaN, handled below.
+    with np.errstate(over="ignore", invalid="ignore"):
+        if hi <= lo:
+            # float64 comparison of the values as the browser has them (uint8/16, else float32)
+            small = raw.dtype.kind in "ui" and raw.dtype.itemsize <= 2
+            data = raw if small else raw.astype(np.float32)
+            return (data >= np.float64(hi)).astype(np.float32)
+        scale = np.float32(1.0 / (hi - lo))
+        scaled = raw.astype(np.float32)
+        scaled -= np.float32(lo)
+        scaled *= scale
     np.clip(scaled, 0.0, 1.0, out=scaled)
-    if raw.dtype.kind == "f":
+    # NaN: pixels of float images, or 0 * inf and inf * 0 of windows beyond float32.
+    if raw.dtype.kind in "fc" or not 0.0 < float(scale) < math.inf:
         np.nan_to_num(scaled, copy=False, nan=0.0)
     return scaled

@@ -2,8 +2,12 @@
 
 The browser side is the same TypeScript viewer as JupyterLab's document viewer (bundled into
 ``bioimnb/static/viewer.js``); it asks this widget for tiles with custom comm messages and gets
-PNG bytes back as binary buffers.  Tiles are rendered by :class:`bioimnb.core.tiles.TileRenderer`
-in a thread pool, so the kernel answers other messages while pixels are read.
+pixels back as binary buffers.  For multichannel images it asks for the raw single-channel tiles
+(``fmt: "channels"``, :meth:`bioimnb.core.tiles.TileRenderer.raw_tile`), keeps them and
+composites contrast, colours and visibility itself, so changing those (from the panel or with
+:meth:`Viewer.set_channel`) costs no message at all; RGB images and views with label overlays
+get composited RGBA tiles (``fmt: "raw"``).  Requests are answered in a thread pool, so the
+kernel answers other messages while pixels are read.
 
 Synced state holds no storage URL and no credential: ``info["source"]`` is the display name
 (the file or folder name) and everything else is geometry, channel names and contrast.
@@ -25,7 +29,7 @@ import traitlets
 
 from ..core.errors import BioimnbError, display_source
 from ..core.images import MultiscaleImage, open_image
-from ..core.tiles import ChannelView, TileRenderer, ViewState
+from ..core.tiles import ChannelView, TileRenderer, ViewState, channel_dtype
 
 __all__ = ["Viewer", "view"]
 
@@ -44,7 +48,7 @@ export default {
 #: Render threads shared by every viewer of the kernel (tile reads are I/O + numpy, which
 #: release the GIL, so a few threads help even on two cores).
 RENDER_THREADS = 4
-#: Raw-tile cache of one viewer (the browser keeps its own cache of decoded tiles).
+#: Raw-tile cache of one viewer (the browser keeps its own cache of raw and composited tiles).
 CACHE_BYTES = 128 * 2**20
 _VIEW_KEYS = ("scene", "t", "z", "center_x", "center_y", "zoom", "channels", "labels")
 
@@ -243,22 +247,43 @@ class Viewer(anywidget.AnyWidget):
         self.send({**reply, "id": mid}, buffers=buffers or None)
 
     def _tile(self, c: dict[str, Any]) -> tuple[dict[str, Any], list[bytes]]:
-        """A rendered tile: ``fmt="raw"`` (what the viewer asks for) sends RGBA pixels, which the
-        browser draws without decoding; ``png`` (the default) sends a PNG."""
+        """One tile, as the request's ``fmt`` says:
+
+        * ``"channels"`` (what the viewer asks for, except for RGB images and label overlays):
+          the raw pixels of the channels listed in ``channels`` (indices), one buffer per
+          channel, row-major, little-endian; the reply says ``{"mime": "channels", "dtype":
+          "uint8" | "uint16" | "float32", "w", "h", "channels": [indices]}``;
+        * ``"raw"``: the composited tile (``channels`` are view dicts), RGBA bytes;
+        * ``"png"`` (the default): the composited tile as PNG.
+        """
+        scene, level = int(c.get("scene", 0)), int(c["level"])
+        t, z, tx, ty = int(c.get("t", 0)), int(c.get("z", 0)), int(c["tx"]), int(c["ty"])
+        fmt = str(c.get("fmt", "png"))
+        if fmt == "channels":
+            indices = [int(v["index"] if isinstance(v, dict) else v) for v in c["channels"]]
+            planes = self._renderer.raw_tile(scene, level, t, z, tx, ty, indices)
+            h, w = planes[0].shape if planes else (0, 0)
+            dtype = channel_dtype(self._renderer.scene_image(scene).dtype)
+            reply = {
+                "type": "tile",
+                "mime": "channels",
+                "dtype": dtype.name,
+                "w": int(w),
+                "h": int(h),
+                "channels": indices,
+            }
+            return reply, [p.tobytes() for p in planes]
         channels = [ChannelView.from_dict(v) for v in c.get("channels") or []]
-        args = (
-            int(c.get("scene", 0)),
-            int(c["level"]),
-            int(c.get("t", 0)),
-            int(c.get("z", 0)),
-            int(c["tx"]),
-            int(c["ty"]),
-            channels,
-            [str(name) for name in c.get("labels") or []],
-        )
-        if str(c.get("fmt", "png")) == "raw":
+        labels = [str(name) for name in c.get("labels") or []]
+        args = (scene, level, t, z, tx, ty, channels, labels)
+        if fmt == "raw":
             rgba = self._renderer.render_rgba(*args)
-            reply = {"type": "tile", "mime": "raw", "w": int(rgba.shape[1]), "h": int(rgba.shape[0])}
+            reply = {
+                "type": "tile",
+                "mime": "raw",
+                "w": int(rgba.shape[1]),
+                "h": int(rgba.shape[0]),
+            }
             return reply, [rgba.tobytes()]
         return {"type": "tile", "mime": "image/png"}, [self._renderer.render(*args, "png")]
 

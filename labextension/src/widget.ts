@@ -4,14 +4,22 @@
  * source speaking to the kernel through custom comm messages.
  *
  * Requests:  {type: "tile"|"info"|"values"|"histogram", id, ...}
- * Replies:   {type, id, ...} (+ the PNG bytes as buffers[0] for tiles) or
+ * Replies:   {type, id, ...} (+ pixels as buffers for tiles) or
  *            {type: "error", id, message}.
+ * Tiles of multichannel images are asked for with fmt "channels" (one buffer
+ * of raw pixels per channel; the viewer composites them, so contrast, colour
+ * and visibility changes need no message); RGB images and label overlays with
+ * fmt "raw" (composited RGBA bytes).
  * Aborted tile requests are announced with {type: "cancel", ids: [...]}, so
  * the kernel skips renders nobody waits for any more.
  */
 import { BioViewer } from './viewer/viewer';
 import { jsonEqual } from './viewer/format';
 import {
+  ChannelData,
+  ChannelDtype,
+  ChannelTile,
+  ChannelTileRequest,
   Histogram,
   ImageInfo,
   TileRequest,
@@ -90,6 +98,27 @@ export class CommTileSource implements TileSource {
     return new Blob([bytes], { type: String(reply.content.mime ?? 'image/png') });
   }
 
+  /** Raw single-channel tiles (`TileRenderer.raw_tile`), composited by the viewer. */
+  async channelTiles(req: ChannelTileRequest): Promise<ChannelTile[]> {
+    const { signal, ...rest } = req;
+    const reply = await this.request({ type: 'tile', fmt: 'channels', ...rest }, signal);
+    const content = reply.content;
+    const dtype = String(content.dtype) as ChannelDtype;
+    const w = Number(content.w);
+    const h = Number(content.h);
+    const channels = (content.channels as number[] | undefined) ?? [];
+    if (reply.buffers.length < channels.length) {
+      throw new Error('the kernel sent a tile without pixels');
+    }
+    return channels.map((channel, i) => ({
+      channel,
+      w,
+      h,
+      dtype,
+      data: channelData(dtype, reply.buffers[i], w * h)
+    }));
+  }
+
   values(req: ValuesRequest): Promise<ValuesResult> {
     const { signal, ...rest } = req;
     return this.request({ type: 'values', ...rest }, signal).then(
@@ -126,7 +155,7 @@ export class CommTileSource implements TileSource {
             this.heard
               ? 'the Python kernel did not answer in time'
               : 'no answer from the Python kernel. Run the cell that created this viewer ' +
-                  '(the view is kept in its `view` attribute); tiles are rendered by the kernel, ' +
+                  '(the view is kept in its `view` attribute); tiles are read by the kernel, ' +
                   'and it waits while another cell is running.'
           )
         );
@@ -175,6 +204,26 @@ export class CommTileSource implements TileSource {
       pending.resolve({ content, buffers });
     }
   }
+}
+
+/** A typed view of one channel buffer (copied only when misaligned). */
+function channelData(dtype: ChannelDtype, view: DataView, n: number): ChannelData {
+  const Ctor =
+    dtype === 'uint8' ? Uint8Array : dtype === 'uint16' ? Uint16Array : dtype === 'float32' ? Float32Array : null;
+  if (!Ctor) {
+    throw new Error(`the kernel sent channel pixels of an unknown type (${dtype})`);
+  }
+  const bytes = n * Ctor.BYTES_PER_ELEMENT;
+  if (view.byteLength < bytes) {
+    throw new Error('the kernel sent a truncated tile');
+  }
+  let buffer = view.buffer as ArrayBuffer;
+  let offset = view.byteOffset;
+  if (offset % Ctor.BYTES_PER_ELEMENT !== 0) {
+    buffer = buffer.slice(offset, offset + bytes);
+    offset = 0;
+  }
+  return new Ctor(buffer, offset, n);
 }
 
 function render({ model, el }: { model: AnyModel; el: HTMLElement }): () => void {

@@ -20,6 +20,8 @@ from bioimnb.core.tiles import (
     OutOfRange,
     TileRenderer,
     ViewState,
+    channel_dtype,
+    composite_channels,
     encode_rgba,
     format_channel_spec,
     label_color,
@@ -222,6 +224,126 @@ def test_label_overlay_matches_numpy(made):
     mask = ids != 0
     expected[mask] = (label_colors(ids[mask]).astype(np.uint16) + 1) // 2
     np.testing.assert_array_equal(rgba[..., :3], expected)
+
+
+def test_raw_tile_is_the_raw_channel_data_of_the_rendered_tile(made):
+    r, truth = _renderer(made, "ome_tiff")
+    views = [
+        ChannelView(0, True, "FF8000", 1000.0, 40000.0),
+        ChannelView(1, True, "00FFFF", 5000.0, 60000.0),
+    ]
+    for scene, level, tx, ty in [(0, 0, 1, 1), (1, 0, 3, 2), (1, 1, 1, 1), (0, 2, 0, 0)]:
+        data = truth[scene][level]
+        ys = slice(ty * 256, (ty + 1) * 256)
+        xs = slice(tx * 256, (tx + 1) * 256)
+        planes = r.raw_tile(scene, level, 0, 0, tx, ty, [1, 0])  # in the order asked
+        assert len(planes) == 2
+        for plane, c in zip(planes, [1, 0], strict=True):
+            assert plane.dtype == np.dtype("<u2") and plane.flags.c_contiguous
+            np.testing.assert_array_equal(plane, data[c][ys, xs])  # edge tiles are smaller
+        # Compositing the raw tiles gives exactly the kernel's render (the browser's input).
+        rgb = composite_channels([(planes[1], views[0]), (planes[0], views[1])], planes[0].shape)
+        np.testing.assert_array_equal(
+            rgb, r.render_rgba(scene, level, 0, 0, tx, ty, views)[..., :3]
+        )
+    assert r.raw_tile(0, 0, 0, 0, 0, 0, []) == []
+
+    # A z plane of an OME-Zarr.
+    r, truth = _renderer(made, "ngff")
+    (plane,) = r.raw_tile(0, 1, 0, 2, 0, 0, [1])
+    np.testing.assert_array_equal(plane, truth["image"][1][1, 2, :256, :256])
+
+    # RGB images have no single-channel tiles; indices are checked like render_rgba's.
+    rgb_renderer, _ = _renderer(made, "svs")
+    with pytest.raises(OutOfRange, match="RGB"):
+        rgb_renderer.raw_tile(0, 0, 0, 0, 0, 0, [0])
+    r, _ = _renderer(made, "ome_tiff")
+    for call, match in [
+        (lambda: r.raw_tile(0, 0, 0, 0, 0, 0, [2]), "no channel 2"),
+        (lambda: r.raw_tile(0, 3, 0, 0, 0, 0, [0]), "no level 3"),
+        (lambda: r.raw_tile(0, 0, 0, 0, 4, 0, [0]), r"no tile \(4, 0\)"),
+        (lambda: r.raw_tile(0, 0, 0, 2, 0, 0, [0]), "no z plane 2"),
+    ]:
+        with pytest.raises(OutOfRange, match=match):
+            call()
+
+
+@pytest.mark.parametrize(
+    ("dtype", "sent"),
+    [
+        ("uint8", "uint8"),
+        ("uint16", "uint16"),
+        (">u2", "uint16"),
+        ("int8", "float32"),
+        ("int16", "float32"),
+        ("int32", "float32"),
+        ("uint32", "float32"),
+        ("float32", "float32"),
+        ("float64", "float32"),
+    ],
+)
+def test_raw_tile_dtypes_for_the_browser(tmp_path, dtype, sent):
+    import tifffile
+
+    assert channel_dtype(dtype) == np.dtype(sent).newbyteorder("<")
+    rng = np.random.default_rng(3)
+    data = rng.standard_normal((2, 40, 300)) * 1000
+    if np.dtype(dtype).kind in "ui":
+        info = np.iinfo(dtype)
+        data = np.clip(data + (info.max // 2 if info.min == 0 else 0), info.min, info.max)
+    data = data.astype(dtype)
+    if np.dtype(dtype).kind == "f":
+        data[0, 0, :3] = [np.nan, np.inf, -np.inf]
+    path = tmp_path / "d.ome.tif"
+    tifffile.imwrite(path, data, ome=True, metadata={"axes": "CYX"})
+    with open_image(path) as image:
+        r = TileRenderer(image, tile_size=256)
+        planes = r.raw_tile(0, 0, 0, 0, 1, 0, [0, 1])
+        for c, plane in enumerate(planes):
+            assert plane.dtype.name == sent and plane.dtype.byteorder in "<=|"
+            assert plane.flags.c_contiguous and plane.shape == (40, 300 - 256)
+            np.testing.assert_array_equal(plane, data[c, :, 256:].astype(sent))
+        # float32 loses nothing the renderer uses: it windows in float32 too.
+        views = [
+            ChannelView(0, True, "FF00FF", -500.0, 700.0),
+            ChannelView(1, True, "00C000", -9, 3),
+        ]
+        expected = r.render_rgba(0, 0, 0, 0, 1, 0, views)[..., :3]
+        rgb = composite_channels(list(zip(planes, views, strict=True)), (40, 44))
+        np.testing.assert_array_equal(rgb, expected)
+
+
+def test_composite_is_float32_exact_as_documented():
+    """The step-by-step float32 rule of ``composite_channels`` (what composite.ts repeats)."""
+    f32 = np.float32
+    plane = np.array([[0, 1, 999, 1000, 4000, 65535]], dtype=np.uint16)
+    fplane = np.array([[np.nan, -np.inf, np.inf, 0.1, 0.30000001, 2.5]], dtype=np.float32)
+    views = [
+        ChannelView(0, True, "FF7F01", 999.5, 4000.25),
+        ChannelView(1, True, "40FFFF", 0.1, 0.3),
+        ChannelView(1, True, "FF0000", 0.30000001, 0.30000001),  # a step at max
+        ChannelView(0, False, "FFFFFF", 0.0, 1.0),  # hidden
+    ]
+    planes = [plane, fplane, fplane, plane]
+    acc = np.zeros((3, plane.size), dtype=np.float32)
+    for p, v in zip(planes, views, strict=True):
+        if not v.visible:
+            continue
+        for i, raw in enumerate(p.ravel()):
+            x = f32(raw)
+            if v.max <= v.min:
+                s = f32(1.0 if float(x) >= v.max else 0.0)
+            else:
+                s = f32(f32(x - f32(v.min)) * f32(1.0 / (v.max - v.min)))
+                s = f32(0.0) if np.isnan(s) else min(max(s, f32(0.0)), f32(1.0))
+            s255 = f32(s * f32(255))
+            for k in range(3):
+                c = int(v.color[2 * k : 2 * k + 2], 16)
+                if c:
+                    acc[k, i] = f32(acc[k, i] + (s255 if c == 255 else f32(s255 * f32(c / 255))))
+    expected = np.trunc(np.minimum(acc, f32(255)) + f32(0.5)).astype(np.uint8).T[None]
+    got = composite_channels(list(zip(planes, views)), plane.shape)
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_label_colors_are_deterministic_and_documented():

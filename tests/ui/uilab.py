@@ -179,3 +179,7 @@ def start_lab(base: Path, root: Path) -> Iterator[Lab]:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        # A symlink into the checkout left under it (the benchmark's lab lives in
+        # benchmarks/_work) makes hatchling leave bioimnb/labextension out of the sdist.
+        with contextlib.suppress(OSError):
+            (ext_path / "bioimnb").unlink()

@@ -80,6 +80,32 @@ export interface TileRequest {
   signal?: AbortSignal;
 }
 
+/** The dtype of a raw channel tile (`bioimnb.core.tiles.channel_dtype`). */
+export type ChannelDtype = 'uint8' | 'uint16' | 'float32';
+
+export type ChannelData = Uint8Array | Uint16Array | Float32Array;
+
+export interface ChannelTileRequest {
+  scene: number;
+  level: number;
+  t: number;
+  z: number;
+  tx: number;
+  ty: number;
+  /** Indices of the channels wanted. */
+  channels: number[];
+  signal?: AbortSignal;
+}
+
+/** The raw pixels of one channel of one tile (`TileRenderer.raw_tile`), row-major. */
+export interface ChannelTile {
+  channel: number;
+  w: number;
+  h: number;
+  dtype: ChannelDtype;
+  data: ChannelData;
+}
+
 export interface ValuesRequest {
   scene: number;
   t: number;
@@ -107,7 +133,16 @@ export interface Histogram {
  */
 export interface TileSource {
   info(scene: number): Promise<ImageInfo>;
+  /** A composited tile (RGB images, label overlays, and sources without `channelTiles`). */
   tile(req: TileRequest): Promise<ImageBitmap | Blob>;
+  /**
+   * Optional capability: the raw single-channel tiles of a non-RGB image.  A
+   * source that has it lets the viewer keep them and composite contrast,
+   * colours and visibility itself (`composite.ts`), so changing those fetches
+   * nothing.  The notebook widget has it; the REST document viewer does not
+   * (it gets PNG tiles composited by the server).
+   */
+  channelTiles?(req: ChannelTileRequest): Promise<ChannelTile[]>;
   values(req: ValuesRequest): Promise<ValuesResult>;
   histogram(scene: number, channel: number): Promise<Histogram>;
 }

@@ -11,10 +11,21 @@
  * intersecting the viewport are requested (plus the coarsest level, which
  * also feeds the overview); requests that stop being wanted are aborted.
  *
+ * Local compositing: when the source has `channelTiles` (the notebook widget),
+ * the image is not RGB and no label overlay is shown, the viewer fetches raw
+ * single-channel tiles, keeps them (LRU bounded in bytes, keyed by scene,
+ * plane, level, tile and channel: not by contrast or colour) and composites
+ * them itself (`composite.ts`, the same arithmetic as the kernel's
+ * `composite_channels`) into per-tile canvases.  A contrast, colour or
+ * visibility change then repaints from memory in the next frame; only a
+ * channel that becomes visible and is not cached is fetched.  Otherwise tiles
+ * come composited from the source (`tile`), one request per setting.
+ *
  * Debug/test hooks are data attributes on the root node: data-state
  * (loading|ready|error), data-complete, data-tiles-requested,
  * data-tiles-received, data-levels-requested, data-target-level,
- * data-first-paint-ms, data-repaint-ms.
+ * data-first-paint-ms, data-repaint-ms (key change -> every viewport tile
+ * drawn with the new settings, whether composited here or fetched).
  */
 import { ControlsPanel, el } from './controls';
 import {
@@ -24,9 +35,11 @@ import {
   normColor,
   scaleBar
 } from './format';
-import { TileCache } from './lru';
+import { CompositeLayer, compositeTile, tileBytes } from './composite';
+import { LruCache, TileCache } from './lru';
 import { ensureStyles } from './style';
 import {
+  ChannelTile,
   ChannelView,
   ImageInfo,
   TileSource,
@@ -46,7 +59,10 @@ export interface ViewerOptions {
   title?: string;
   viewChangeDelay?: number;
   maxInFlight?: number;
+  /** Composited tiles kept (decoded RGBA tiles, or canvases composited here). */
   cacheTiles?: number;
+  /** Bytes of raw channel tiles kept for local compositing (default 128 MiB). */
+  rawCacheBytes?: number;
 }
 
 interface LevelGeometry {
@@ -71,6 +87,33 @@ interface Wanted {
   level: number;
   tx: number;
   ty: number;
+}
+
+/**
+ * What a frame draws tiles from: composited tiles of one render key (`local`
+ * false), or tiles composited here from the raw channel tiles of one plane
+ * (`local` true, `key` = scene|t|z, whatever the channel settings).
+ */
+interface Layer {
+  local: boolean;
+  key: string;
+}
+
+/** A tile composited here: its canvas and the settings it shows. */
+interface Composite {
+  canvas: OffscreenCanvas | HTMLCanvasElement;
+  ctx: OffscreenCanvasRenderingContext2D | CanvasRenderingContext2D;
+  /** The channel settings it was composited with. */
+  settings: string;
+  /** Whether every visible channel was in it (else: the channels composited). */
+  complete: boolean;
+  have: string;
+}
+
+/** One request to the source; it may bring several cache entries (channels). */
+interface Flight {
+  ctrl: AbortController;
+  keys: string[];
 }
 
 const BACKGROUND = '#1b1b1b';
@@ -99,6 +142,8 @@ export class BioViewer {
   private readonly bannerNode: HTMLDivElement;
   private readonly panel: ControlsPanel;
   private readonly cache: TileCache;
+  private readonly raw: LruCache<ChannelTile>;
+  private readonly composites: LruCache<Composite>;
   private readonly resizeObserver: ResizeObserver;
 
   private info: ImageInfo | null = null;
@@ -114,8 +159,11 @@ export class BioViewer {
   private dpr = 1;
 
   private renderKey = '';
-  private prevKey: string | null = null;
-  private readonly inflight = new Map<string, AbortController>();
+  /** Drawn from now; `prev` is drawn under it until it is complete. */
+  private layer: Layer | null = null;
+  private prev: Layer | null = null;
+  private readonly inflight = new Map<string, Flight>();
+  private readonly flights = new Set<Flight>();
   private readonly failed = new Set<string>();
   private readonly levelsRequested = new Set<number>();
   private requested = 0;
@@ -146,6 +194,12 @@ export class BioViewer {
   ) {
     ensureStyles(host.ownerDocument);
     this.cache = new TileCache(options.cacheTiles ?? 256);
+    this.raw = new LruCache<ChannelTile>(options.rawCacheBytes ?? 128 * 2 ** 20, tileBytes);
+    // Evicted canvases give their pixels back at once (they are drawn right after compositing).
+    this.composites = new LruCache<Composite>(options.cacheTiles ?? 256, () => 1, c => {
+      c.canvas.width = 0;
+      c.canvas.height = 0;
+    });
     this.pendingView = { ...(options.view ?? {}) };
     this.state = {
       scene: this.pendingView.scene ?? 0,
@@ -340,16 +394,15 @@ export class BioViewer {
       return;
     }
     this.disposed = true;
-    for (const ctrl of this.inflight.values()) {
-      ctrl.abort();
-    }
-    this.inflight.clear();
+    this.abortAll();
     this.valuesAbort?.abort();
     window.clearTimeout(this.emitTimer);
     window.clearTimeout(this.renderTimer);
     window.clearTimeout(this.valuesTimer);
     this.resizeObserver.disconnect();
     this.cache.clear();
+    this.raw.clear();
+    this.composites.clear();
     this.node.remove();
   }
 
@@ -386,7 +439,7 @@ export class BioViewer {
     });
     this.state = mergeView(info, this.pendingView);
     this.pendingView = {};
-    this.prevKey = null;
+    this.prev = null;
     if (this.state.zoom === null) {
       this.fitMode = true;
       this.applyFit();
@@ -420,7 +473,8 @@ export class BioViewer {
       )
     };
     this.panel.update(this.state);
-    if (final) {
+    if (final || this.isLocal()) {
+      // Composited here: every change is drawn at the next frame.
       this.renderChanged(true);
     } else {
       // While a slider is dragged, re-render at most every 80 ms.
@@ -435,11 +489,14 @@ export class BioViewer {
     const key = this.computeRenderKey();
     if (key !== this.renderKey) {
       const sameScene = this.renderKey.split('|')[0] === key.split('|')[0];
-      if (this.renderKey && sameScene && this.hasVisibleTiles(this.renderKey)) {
-        this.prevKey = this.renderKey;
-      } else if (!sameScene) {
-        this.prevKey = null;
+      const old = this.layer;
+      const layer = this.currentLayer();
+      if (!sameScene) {
+        this.prev = null;
+      } else if (old && !sameLayer(old, layer) && this.hasVisibleTiles(old)) {
+        this.prev = old;
       }
+      this.layer = layer;
       this.renderKey = key;
       this.keyChangedAt = performance.now();
       if (this.info && this.node.dataset.state === 'error') {
@@ -480,11 +537,32 @@ export class BioViewer {
 
   private computeRenderKey(): string {
     const s = this.state;
-    const channels = s.channels
+    return `${s.scene}|${s.t}|${s.z}|${this.settingsKey()}|${s.labels.join(',')}`;
+  }
+
+  /** The visible channels' settings (what a composited tile depends on besides its pixels). */
+  private settingsKey(): string {
+    return this.state.channels
       .filter(c => c.visible)
       .map(c => `${c.index}:${c.color}:${c.min}:${c.max}`)
       .join(',');
-    return `${s.scene}|${s.t}|${s.z}|${channels}|${s.labels.join(',')}`;
+  }
+
+  /** Whether tiles are composited here from raw channel tiles (see the module doc). */
+  private isLocal(): boolean {
+    return (
+      this.source.channelTiles !== undefined &&
+      this.info !== null &&
+      !this.info.rgb &&
+      this.state.labels.length === 0
+    );
+  }
+
+  private currentLayer(): Layer {
+    const s = this.state;
+    return this.isLocal()
+      ? { local: true, key: `${s.scene}|${s.t}|${s.z}` }
+      : { local: false, key: this.computeRenderKey() };
   }
 
   private visibleChannels(): ChannelView[] {
@@ -635,23 +713,24 @@ export class BioViewer {
     const target = this.targetLevel();
     const coarsest = this.levels.length - 1;
     const anyVisible = this.visibleChannels().length > 0;
-    const done = anyVisible ? this.levelComplete(this.renderKey, target) : true;
+    const layer = this.layer ?? this.currentLayer();
+    const done = anyVisible ? this.levelComplete(layer, target) : true;
     if (anyVisible) {
       if (done) {
-        this.drawLevel(this.renderKey, target, target);
+        this.drawLevel(layer, target, target);
       } else {
-        if (this.prevKey && this.prevKey !== this.renderKey) {
+        if (this.prev && !sameLayer(this.prev, layer)) {
           for (let level = coarsest; level >= target; level--) {
-            this.drawLevel(this.prevKey, level, target);
+            this.drawLevel(this.prev, level, target);
           }
         }
         for (let level = coarsest; level >= target; level--) {
-          this.drawLevel(this.renderKey, level, target);
+          this.drawLevel(layer, level, target);
         }
       }
     }
     if (done) {
-      this.prevKey = null;
+      this.prev = null;
       if (!this.complete) {
         this.complete = true;
         const now = performance.now();
@@ -674,14 +753,28 @@ export class BioViewer {
     return Math.round(v * this.dpr) / this.dpr;
   }
 
-  private levelComplete(key: string, level: number): boolean {
+  /** Whether every tile of `level` in the viewport can be drawn with the current settings. */
+  private levelComplete(layer: Layer, level: number): boolean {
     const range = this.tileRange(level);
     if (!range) {
       return true;
     }
+    const settings = layer.local ? this.settingsKey() : '';
+    const channels = layer.local ? this.visibleChannels() : [];
     for (let ty = range.ty0; ty <= range.ty1; ty++) {
       for (let tx = range.tx0; tx <= range.tx1; tx++) {
-        if (!this.cache.has(this.tileKey(key, level, tx, ty))) {
+        const key = this.tileKey(layer.key, level, tx, ty);
+        if (!layer.local) {
+          if (!this.cache.has(key)) {
+            return false;
+          }
+          continue;
+        }
+        const done = this.composites.peek(key);
+        if (done && done.complete && done.settings === settings) {
+          continue;
+        }
+        if (!channels.every(c => this.raw.has(rawKey(key, c.index)))) {
           return false;
         }
       }
@@ -689,17 +782,71 @@ export class BioViewer {
     return true;
   }
 
-  private hasVisibleTiles(key: string): boolean {
+  private hasVisibleTiles(layer: Layer): boolean {
+    const store: { has(key: string): boolean } = layer.local ? this.composites : this.cache;
     for (let level = 0; level < this.levels.length; level++) {
       const range = this.tileRange(level);
-      if (range && this.cache.has(this.tileKey(key, level, range.tx0, range.ty0))) {
+      if (range && store.has(this.tileKey(layer.key, level, range.tx0, range.ty0))) {
         return true;
       }
     }
     return false;
   }
 
-  private drawLevel(key: string, level: number, target: number): void {
+  /** The image of one tile of `layer`, composited now if needed (undefined: none yet). */
+  private tileImage(layer: Layer, level: number, tx: number, ty: number): CanvasImageSource | undefined {
+    const key = this.tileKey(layer.key, level, tx, ty);
+    if (!layer.local) {
+      return this.cache.get(key);
+    }
+    return this.composited(key)?.canvas;
+  }
+
+  /**
+   * The composite of tile `key` (layer|level|tx|ty) with the current channel
+   * settings, made from the raw channel tiles held.  With some channels
+   * missing it holds the others (they arrive later); with none, whatever
+   * was composited before (other settings) stands in.
+   */
+  private composited(key: string): Composite | undefined {
+    const settings = this.settingsKey();
+    let entry = this.composites.get(key);
+    if (entry && entry.complete && entry.settings === settings) {
+      return entry;
+    }
+    const layers: CompositeLayer[] = [];
+    const visible = this.visibleChannels();
+    for (const view of visible) {
+      const tile = this.raw.get(rawKey(key, view.index));
+      if (tile) {
+        layers.push({ tile, view });
+      }
+    }
+    if (!layers.length) {
+      return entry;
+    }
+    const complete = layers.length === visible.length;
+    const have = layers.map(l => l.view.index).join(',');
+    if (entry && entry.settings === settings && entry.have === have) {
+      return entry;
+    }
+    const { w, h } = layers[0].tile;
+    if (!entry || entry.canvas.width !== w || entry.canvas.height !== h) {
+      const canvas = makeCanvas(w, h);
+      const ctx = canvas.getContext('2d') as OffscreenCanvasRenderingContext2D | CanvasRenderingContext2D;
+      entry = { canvas, ctx, settings, complete, have };
+      this.composites.set(key, entry);
+    }
+    const image = scratchImage(w, h);
+    compositeTile(layers, w, h, image.data);
+    entry.ctx.putImageData(image, 0, 0);
+    entry.settings = settings;
+    entry.complete = complete;
+    entry.have = have;
+    return entry;
+  }
+
+  private drawLevel(layer: Layer, level: number, target: number): void {
     const range = this.tileRange(level);
     if (!range) {
       return;
@@ -712,15 +859,16 @@ export class BioViewer {
     ctx.imageSmoothingQuality = 'medium';
     for (let ty = range.ty0; ty <= range.ty1; ty++) {
       for (let tx = range.tx0; tx <= range.tx1; tx++) {
-        const bitmap = this.cache.get(this.tileKey(key, level, tx, ty));
-        if (!bitmap) {
+        const image = this.tileImage(layer, level, tx, ty);
+        if (!image) {
           continue;
         }
+        const { width, height } = image as { width: number; height: number };
         const left = this.snap(this.toScreenX(tx * ts * g.sx));
         const top = this.snap(this.toScreenY(ty * ts * g.sy));
         const right = this.snap(this.toScreenX(Math.min((tx + 1) * ts, g.w) * g.sx));
         const bottom = this.snap(this.toScreenY(Math.min((ty + 1) * ts, g.h) * g.sy));
-        ctx.drawImage(bitmap, 0, 0, bitmap.width, bitmap.height, left, top, right - left, bottom - top);
+        ctx.drawImage(image, 0, 0, width, height, left, top, right - left, bottom - top);
       }
     }
   }
@@ -754,18 +902,21 @@ export class BioViewer {
     const kx = w / this.width0();
     const ky = h / this.height0();
     ctx.imageSmoothingEnabled = true;
-    const keys = this.prevKey ? [this.prevKey, this.renderKey] : [this.renderKey];
+    const current = this.layer ?? this.currentLayer();
+    const layers = this.prev && !sameLayer(this.prev, current) ? [this.prev, current] : [current];
     if (this.visibleChannels().length) {
-      for (const key of keys) {
+      for (const layer of layers) {
         for (let ty = 0; ty < g.ny; ty++) {
           for (let tx = 0; tx < g.nx; tx++) {
-            const bitmap = this.cache.peek(this.tileKey(key, level, tx, ty));
-            if (bitmap) {
+            const image = layer.local
+              ? this.composited(this.tileKey(layer.key, level, tx, ty))?.canvas
+              : this.cache.peek(this.tileKey(layer.key, level, tx, ty));
+            if (image) {
               const x = tx * ts * g.sx * kx;
               const y = ty * ts * g.sy * ky;
               const x1 = Math.min((tx + 1) * ts, g.w) * g.sx * kx;
               const y1 = Math.min((ty + 1) * ts, g.h) * g.sy * ky;
-              ctx.drawImage(bitmap, x, y, x1 - x, y1 - y);
+              ctx.drawImage(image, x, y, x1 - x, y1 - y);
             }
           }
         }
@@ -804,7 +955,7 @@ export class BioViewer {
       }
     }
     this.statusNode.textContent = parts.join('  │  ');
-    const n = this.inflight.size;
+    const n = this.flights.size;
     this.loadingNode.textContent = n ? `loading ${n} tile${n === 1 ? '' : 's'}…` : '';
   }
 
@@ -836,7 +987,8 @@ export class BioViewer {
     if (!this.info || this.node.dataset.state === 'error') {
       return;
     }
-    const wanted: Wanted[] = [];
+    const layer = this.layer ?? this.currentLayer();
+    const tiles: Wanted[] = [];
     const channels = this.visibleChannels();
     if (channels.length && this.cssW > 0 && this.cssH > 0) {
       const coarsest = this.levels.length - 1;
@@ -854,43 +1006,91 @@ export class BioViewer {
           for (let tx = range.tx0; tx <= range.tx1; tx++) {
             const mx = (tx + 0.5) * ts * gl.sx - this.cx;
             const my = (ty + 0.5) * ts * gl.sy - this.cy;
-            items.push({ key: this.tileKey(this.renderKey, level, tx, ty), level, tx, ty, d: mx * mx + my * my });
+            items.push({ key: this.tileKey(layer.key, level, tx, ty), level, tx, ty, d: mx * mx + my * my });
           }
         }
         if (sort) {
           items.sort((a, b) => a.d - b.d);
         }
-        wanted.push(...items);
+        tiles.push(...items);
       };
       add(coarsest, coarseRange, false);
       if (target !== coarsest) {
         add(target, this.tileRange(target), true);
       }
     }
-    const keys = new Set(wanted.map(w => w.key));
-    for (const [key, ctrl] of this.inflight) {
-      if (!keys.has(key)) {
-        ctrl.abort();
-        this.inflight.delete(key);
+    // The cache entries wanted: tiles, or (local) one raw tile per visible channel.
+    const keysOf = (item: Wanted): string[] =>
+      layer.local ? channels.map(c => rawKey(item.key, c.index)) : [item.key];
+    const wanted = new Set<string>();
+    for (const item of tiles) {
+      for (const key of keysOf(item)) {
+        wanted.add(key);
+      }
+    }
+    for (const flight of [...this.flights]) {
+      if (!flight.keys.some(key => wanted.has(key))) {
+        flight.ctrl.abort();
+        this.endFlight(flight);
       }
     }
     const limit = this.options.maxInFlight ?? 20;
-    for (const item of wanted) {
-      if (this.inflight.size >= limit) {
+    const settings = this.settingsKey();
+    for (const item of tiles) {
+      if (this.flights.size >= limit) {
         break;
       }
-      if (this.cache.has(item.key) || this.inflight.has(item.key) || this.failed.has(item.key)) {
+      if (!layer.local) {
+        if (!this.cache.has(item.key) && !this.inflight.has(item.key) && !this.failed.has(item.key)) {
+          this.fetchTile(item, channels);
+        }
         continue;
       }
-      this.fetchTile(item, channels);
+      const done = this.composites.peek(item.key);
+      if (done && done.complete && done.settings === settings) {
+        continue;
+      }
+      const missing = channels.filter(c => {
+        const key = rawKey(item.key, c.index);
+        return !this.raw.has(key) && !this.inflight.has(key) && !this.failed.has(key);
+      });
+      if (missing.length) {
+        this.fetchChannels(item, missing.map(c => c.index));
+      }
     }
   }
 
-  private fetchTile(item: Wanted, channels: ChannelView[]): void {
-    const ctrl = new AbortController();
-    this.inflight.set(item.key, ctrl);
+  private startFlight(keys: string[], level: number): Flight {
+    const flight: Flight = { ctrl: new AbortController(), keys };
+    this.flights.add(flight);
+    for (const key of keys) {
+      this.inflight.set(key, flight);
+    }
     this.requested++;
-    this.levelsRequested.add(item.level);
+    this.levelsRequested.add(level);
+    return flight;
+  }
+
+  private endFlight(flight: Flight): void {
+    this.flights.delete(flight);
+    for (const key of flight.keys) {
+      if (this.inflight.get(key) === flight) {
+        this.inflight.delete(key);
+      }
+    }
+  }
+
+  private abortAll(): void {
+    for (const flight of this.flights) {
+      flight.ctrl.abort();
+    }
+    this.flights.clear();
+    this.inflight.clear();
+  }
+
+  /** A composited tile from the source (RGB images, label overlays, sources without channelTiles). */
+  private fetchTile(item: Wanted, channels: ChannelView[]): void {
+    const flight = this.startFlight([item.key], item.level);
     const s = this.state;
     this.source
       .tile({
@@ -902,7 +1102,7 @@ export class BioViewer {
         ty: item.ty,
         channels: channels.map(c => ({ ...c })),
         labels: [...s.labels],
-        signal: ctrl.signal
+        signal: flight.ctrl.signal
       })
       .then(async result => {
         const bitmap = result instanceof Blob ? await createImageBitmap(result) : result;
@@ -910,32 +1110,67 @@ export class BioViewer {
           bitmap.close();
           return;
         }
-        if (this.inflight.get(item.key) === ctrl) {
-          this.inflight.delete(item.key);
-        }
+        this.endFlight(flight);
         this.cache.set(item.key, bitmap);
         this.received++;
         this.requestDraw();
       })
-      .catch((error: unknown) => {
-        if (this.inflight.get(item.key) === ctrl) {
-          this.inflight.delete(item.key);
-        }
-        if (this.disposed || isAbort(error) || ctrl.signal.aborted) {
+      .catch((error: unknown) => this.fetchFailed(flight, error));
+  }
+
+  /** Raw tiles of `channels` of one tile, kept for compositing here. */
+  private fetchChannels(item: Wanted, channels: number[]): void {
+    const fetch = this.source.channelTiles?.bind(this.source);
+    if (!fetch) {
+      return;
+    }
+    const flight = this.startFlight(
+      channels.map(c => rawKey(item.key, c)),
+      item.level
+    );
+    const s = this.state;
+    fetch({
+      scene: s.scene,
+      level: item.level,
+      t: s.t,
+      z: s.z,
+      tx: item.tx,
+      ty: item.ty,
+      channels,
+      signal: flight.ctrl.signal
+    })
+      .then(tiles => {
+        if (this.disposed) {
           return;
         }
-        this.failures++;
-        this.failed.add(item.key);
-        const text = message(error);
-        if (this.received === 0 && this.failures >= 2) {
-          this.showError(`Cannot display ${this.info?.source ?? 'this image'}`, `tile request failed: ${text}`);
-        } else {
-          this.bannerNode.textContent = `Some tiles could not be loaded: ${text}`;
-          this.bannerNode.title = text;
-          this.bannerNode.hidden = false;
+        this.endFlight(flight);
+        for (const tile of tiles) {
+          this.raw.set(rawKey(item.key, tile.channel), tile);
         }
+        this.received++;
         this.requestDraw();
-      });
+      })
+      .catch((error: unknown) => this.fetchFailed(flight, error));
+  }
+
+  private fetchFailed(flight: Flight, error: unknown): void {
+    this.endFlight(flight);
+    if (this.disposed || isAbort(error) || flight.ctrl.signal.aborted) {
+      return;
+    }
+    this.failures++;
+    for (const key of flight.keys) {
+      this.failed.add(key);
+    }
+    const text = message(error);
+    if (this.received === 0 && this.failures >= 2) {
+      this.showError(`Cannot display ${this.info?.source ?? 'this image'}`, `tile request failed: ${text}`);
+    } else {
+      this.bannerNode.textContent = `Some tiles could not be loaded: ${text}`;
+      this.bannerNode.title = text;
+      this.bannerNode.hidden = false;
+    }
+    this.requestDraw();
   }
 
   // -- errors ---------------------------------------------------------------------------
@@ -947,10 +1182,7 @@ export class BioViewer {
     this.node.dataset.state = 'error';
     this.node.dataset.error = detail;
     this.loadingNode.textContent = '';
-    for (const ctrl of this.inflight.values()) {
-      ctrl.abort();
-    }
-    this.inflight.clear();
+    this.abortAll();
     this.requestDraw();
   }
 
@@ -1102,6 +1334,41 @@ export class BioViewer {
     }
     return parts.join('  ');
   }
+}
+
+function sameLayer(a: Layer, b: Layer): boolean {
+  return a.local === b.local && a.key === b.key;
+}
+
+/** The raw-cache key of channel `channel` of the tile `tileKey` (layer|level|tx|ty). */
+function rawKey(tileKey: string, channel: number): string {
+  return `${tileKey}|c${channel}`;
+}
+
+function makeCanvas(w: number, h: number): OffscreenCanvas | HTMLCanvasElement {
+  if (typeof OffscreenCanvas !== 'undefined') {
+    return new OffscreenCanvas(w, h);
+  }
+  const canvas = document.createElement('canvas');
+  canvas.width = w;
+  canvas.height = h;
+  return canvas;
+}
+
+// ImageData buffers to composite into (putImageData copies them): one per tile size.
+const scratchImages = new Map<string, ImageData>();
+
+function scratchImage(w: number, h: number): ImageData {
+  const key = `${w}x${h}`;
+  let image = scratchImages.get(key);
+  if (!image) {
+    image = new ImageData(w, h);
+    if (scratchImages.size >= 8) {
+      scratchImages.delete(scratchImages.keys().next().value as string);
+    }
+    scratchImages.set(key, image);
+  }
+  return image;
 }
 
 function clamp(v: number, lo: number, hi: number): number {
