@@ -136,3 +136,56 @@ def ngff_plate(path: Path, version: str = "0.4") -> dict[str, np.ndarray]:
             write_image(data, wgroup.require_group(field), axes="cyx", fmt=fmt, scaler=None)
             truth[f"{well}/{field}"] = data
     return truth
+
+
+#: Geometry and values of :func:`ome_tiff_planes`.
+PLANES_SHAPE = {"scenes": 2, "t": 3, "z": 2, "c": 2, "y": 300, "x": 400}
+PLANES_WHITE = (1000, 3000)
+"""Per scene: the calibration strip's value (auto contrast gives the window ``(0, white)``)."""
+PLANES_STRIPS = (40, 80)
+"""Columns ``[0, 40)`` are 0 and ``[40, 80)`` are the scene's white in every plane and channel;
+the plane's codes fill the columns from 80 on."""
+
+
+def planes_code(scene: int, t: int, z: int) -> tuple[int, int]:
+    """The values of channels 0 and 1 right of the strips in plane (scene, t, z) of
+    :func:`ome_tiff_planes`: channel 0 is ``(1 + t * Z + z) / 8`` of the scene's white (one value
+    per plane of a scene), channel 1 is ``2 / 8`` of it in scene 0 and ``6 / 8`` in scene 1."""
+    white = PLANES_WHITE[scene]
+    plane = t * PLANES_SHAPE["z"] + z
+    return (1 + plane) * white // 8, (2 + 4 * scene) * white // 8
+
+
+def ome_tiff_planes(path: Path) -> list[np.ndarray]:
+    """A 2-scene OME-TIFF, each scene (T=3, Z=2, C=2, Y=300, X=400) uint16 with a 2-level
+    SubIFD pyramid (128-px TIFF tiles): every (scene, t, z) plane is constant right of two
+    calibration strips (see ``PLANES_STRIPS``, :func:`planes_code`), so with each scene's auto
+    contrast the colour painted there names the plane shown.  Returns the scenes' arrays
+    (TZCYX)."""
+    s = PLANES_SHAPE
+    x0, x1 = PLANES_STRIPS
+    truth = []
+    opts = {"tile": (128, 128), "compression": "zlib", "photometric": "minisblack"}
+    with tifffile.TiffWriter(path, bigtiff=True, ome=True) as tw:
+        for scene in range(s["scenes"]):
+            data = np.zeros((s["t"], s["z"], s["c"], s["y"], s["x"]), np.uint16)
+            data[..., x0:x1] = PLANES_WHITE[scene]
+            for t in range(s["t"]):
+                for z in range(s["z"]):
+                    for c, value in enumerate(planes_code(scene, t, z)):
+                        data[t, z, c, :, x1:] = value
+            truth.append(data)
+            tw.write(
+                data,
+                subifds=1,
+                metadata={
+                    "axes": "TZCYX",
+                    "Name": f"scene-{scene}",
+                    "PhysicalSizeX": 0.5,
+                    "PhysicalSizeY": 0.5,
+                    "Channel": {"Name": ["PlaneCode", "SceneCode"]},
+                },
+                **opts,
+            )
+            tw.write(np.ascontiguousarray(data[..., ::2, ::2]), subfiletype=1, **opts)
+    return truth

@@ -16,6 +16,7 @@ Synced state holds no storage URL and no credential: ``info["source"]`` is the d
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import pathlib
 import threading
@@ -77,8 +78,12 @@ class Viewer(anywidget.AnyWidget):
 
     ``view`` is the synced view state (see :class:`bioimnb.core.tiles.ViewState`): read it to
     know where the viewer looks, assign a (partial) dict to move it, e.g.
-    ``v.view = {"center_x": 1000, "center_y": 800, "zoom": 2}``; missing keys keep their value
-    and ``zoom: None`` fits the image.  It is saved with the notebook's widget state.
+    ``v.view = {"center_x": 1000, "center_y": 800, "zoom": 2}`` or ``{"t": 3, "z": 10}``;
+    missing keys keep their value (channels are merged by index) and ``zoom: None`` fits the
+    image.  A new ``scene`` opens at that scene's default view (plane, fit, auto contrast), as
+    with the viewer's scene picker; only the keys given with a value other than the current
+    one are laid over it, so ``v.view = {**v.view, "scene": 1}`` does not carry the old
+    scene's contrast over.  It is saved with the notebook's widget state.
     """
 
     _esm = _BUNDLE if _BUNDLE.is_file() else _MISSING_BUNDLE
@@ -104,6 +109,7 @@ class Viewer(anywidget.AnyWidget):
         self._infos: dict[int, dict[str, Any]] = {}
         self._infos_lock = threading.Lock()
         self._cancelled: OrderedDict[str, None] = OrderedDict()
+        self._from_browser = False
         self._cancel_lock = threading.Lock()
         if isinstance(view, ViewState):
             view = view.to_dict()
@@ -181,9 +187,35 @@ class Viewer(anywidget.AnyWidget):
             )
         try:
             ViewState.from_dict(value)  # types and colours are checked here
-        except (TypeError, ValueError) as exc:
+            current = self.view
+            if current:  # not the initial value (a whole view already)
+                value = self._whole_view(current, value)
+                ViewState.from_dict(value)
+        except (TypeError, ValueError, KeyError) as exc:
             raise traitlets.TraitError(f"invalid view: {exc}") from None
         return value
+
+    def set_state(self, sync_data: dict[str, Any]) -> None:
+        # The browser's view is the one it shows, even just after a scene change.
+        self._from_browser = True
+        try:
+            super().set_state(sync_data)
+        finally:
+            self._from_browser = False
+
+    def _whole_view(self, current: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+        """``given`` (a partial view) as a whole view: laid over the current view, or on a
+        scene change made in Python, its keys with a new value laid over the new scene's
+        default view."""
+        scene = given.get("scene")
+        if scene is None or scene == current.get("scene") or self._from_browser:
+            return _merge_view(current, given)
+        try:
+            default = copy.deepcopy(self._scene_info(int(scene))["default_view"])
+        except BioimnbError:  # no such scene: the browser shows that scene's error
+            return _merge_view(current, given)
+        changed = {k: v for k, v in given.items() if k not in current or current[k] != v}
+        return _merge_view(default, changed)
 
     @traitlets.observe("view")
     def _view_changed(self, change: dict[str, Any]) -> None:

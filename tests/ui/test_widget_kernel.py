@@ -238,6 +238,34 @@ def test_view_can_be_set_partially_and_is_validated(image_path: Path) -> None:
         v.view = {"channels": [{"index": 0, "color": "red"}]}
 
 
+def test_view_assignment_is_whole_and_a_scene_change_opens_the_scene_default(
+    tmp_path: Path,
+) -> None:
+    """``v.view`` is always a whole view; a scene changed from Python opens at that scene's own
+    default view (its auto contrast), with only the keys given a new value laid over it; a
+    view from the browser is taken as the browser shows it."""
+    import fixtures
+
+    path = tmp_path / "planes.ome.tif"
+    fixtures.ome_tiff_planes(path)
+    v, _ = _viewer(path)
+    scene0, scene1 = (v._scene_info(s)["default_view"] for s in (0, 1))
+    assert scene0["channels"][0]["max"] == 1000 and scene1["channels"][0]["max"] == 3000
+    v.view = {"t": 2}
+    assert v.view == {**scene0, "t": 2}
+    v.set_channel(0, max=500)
+    v.view = {**v.view, "scene": 1}
+    assert v.view == scene1 and v.info["scene"] == 1
+    v.view = {**v.view, "scene": 0, "t": 2, "channels": [{"index": 1, "visible": False}]}
+    assert v.view["channels"][0] == scene0["channels"][0] and v.info["scene"] == 0
+    assert (v.view["t"], v.view["z"], v.view["channels"][1]["visible"]) == (2, 1, False)
+    assert scene0["channels"][1]["visible"] is True  # the cached default is not changed
+    # The browser's view after its scene picker (and a T key pressed at once) is kept whole.
+    shown = {**scene1, "t": 2}
+    v.set_state({"view": shown})
+    assert v.view == shown and v.info["scene"] == 1
+
+
 def test_synced_state_has_no_url_or_secret(
     image_path: Path, http_server: Callable[[Path], str]
 ) -> None:

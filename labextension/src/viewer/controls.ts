@@ -44,6 +44,18 @@ export function el<K extends keyof HTMLElementTagNameMap>(
   return node;
 }
 
+/** Keys a focused range input or select acts on (kept from the host page's shortcuts). */
+const CONTROL_KEYS = new Set([
+  'ArrowLeft',
+  'ArrowRight',
+  'ArrowUp',
+  'ArrowDown',
+  'Home',
+  'End',
+  'PageUp',
+  'PageDown'
+]);
+
 interface ChannelWidgets {
   visible: HTMLInputElement;
   color: HTMLInputElement;
@@ -71,6 +83,22 @@ export class ControlsPanel {
 
   constructor(private readonly actions: ControlsActions) {
     this.node = el('div', { class: 'bioimnb-panel' });
+    // In a notebook the panel sits in a cell's output, where JupyterLab's command-mode
+    // bindings take the arrow keys (ArrowUp/Down select another cell, ArrowLeft/Right fold
+    // headings) before a focused slider or the scene picker sees them.  JupyterLab handles
+    // keydown when it bubbles to the document, so the keys the form controls use stop here.
+    this.node.addEventListener('keydown', event => {
+      const target = event.target as HTMLElement | null;
+      if (
+        CONTROL_KEYS.has(event.key) &&
+        !event.ctrlKey &&
+        !event.metaKey &&
+        !event.altKey &&
+        (target instanceof HTMLInputElement || target instanceof HTMLSelectElement)
+      ) {
+        event.stopPropagation();
+      }
+    });
   }
 
   /** Rebuild for a (new) image or scene. */
@@ -339,6 +367,7 @@ export class ControlsPanel {
           return;
         }
         w.histogram = hist;
+        w.visible.closest<HTMLElement>('.bioimnb-channel')?.setAttribute('data-histogram', 'loaded');
         // Sliders span the data (with the current limits), not the whole dtype.
         const view = this.state.channels.find(c => c.index === index);
         const lo = hist.edges[0];

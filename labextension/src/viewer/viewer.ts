@@ -25,7 +25,8 @@
  * (loading|ready|error), data-complete, data-tiles-requested,
  * data-tiles-received, data-levels-requested, data-target-level,
  * data-first-paint-ms, data-repaint-ms (key change -> every viewport tile
- * drawn with the new settings, whether composited here or fetched).
+ * drawn with the new settings, whether composited here or fetched); each
+ * channel block of the panel gets data-histogram="loaded" with its histogram.
  */
 import { ControlsPanel, el } from './controls';
 import {
