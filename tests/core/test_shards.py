@@ -207,3 +207,23 @@ def test_v3_unsharded_chunks_both_directions(tmp_path, name):
     arr[0, 0, 0] = data[0, 0, 0]  # written by zarr
     np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "u.zarr"), path="0", mode="r")[...], data)
     np.testing.assert_array_equal(codec.read_block(0, 0, 0, 64, 64, 136, 86), data[0, 0, 0, 64:, 64:])
+
+
+def test_index_at_start_both_directions(tmp_path):
+    """Shards whose index comes first (``index_location: start``) are also handled."""
+    from zarr.codecs import BytesCodec, ShardingCodec
+
+    group = zarr.open_group(str(tmp_path / "s.zarr"), mode="w", zarr_format=3)
+    serializer = ShardingCodec(chunk_shape=(1, 1, 1, 64, 64), codecs=[BytesCodec(), ZstdCodec(level=1)], index_location="start")
+    kwargs = dict(shape=(1, 1, 1, 300, 200), dtype="uint16", chunks=(1, 1, 1, 256, 256), serializer=serializer, compressors=None, fill_value=0)
+    mine, theirs = group.create_array("0", **kwargs), group.create_array("1", **kwargs)
+    data = _data((1, 1, 1, 300, 200), "uint16", seed=6)
+    codec = shard_codec(mine, resolve(str(tmp_path / "s.zarr")))
+    assert codec is not None and codec.index_at_start
+    codec.write_block(0, 0, 0, 0, 0, data[0, 0, 0, :256])
+    codec.write_block(0, 0, 0, 256, 0, data[0, 0, 0, 256:])
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "s.zarr"), path="0", mode="r")[...], data)
+    theirs[...] = data
+    other = shard_codec(theirs, resolve(str(tmp_path / "s.zarr")))
+    assert other is not None
+    np.testing.assert_array_equal(other.read_block(0, 0, 0, 256, 0, 44, 200), data[0, 0, 0, 256:])
