@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import dask.array as da
 import numpy as np
 
 from ..axes import AxisMap
@@ -25,6 +24,7 @@ from ..cache import ArrayCache
 from ..errors import CorruptFile
 
 if TYPE_CHECKING:  # pragma: no cover
+    import dask.array as da
     from ome_types import OME
 
 __all__ = [
@@ -151,6 +151,8 @@ class Level:
     def dask(self) -> da.Array:
         if self._dask is not None:
             return self._dask
+        import dask.array as da  # lazily: ~0.6 s of imports (dask, pandas, xarray) that a region read never needs
+
         native_shape = tuple(int(s) for s in self.native.shape)
         chunks = _dask_chunks(native_shape, self.native_chunks, self.axis_map.native)
         arr = da.from_array(
