@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .readers.base import Channel, PhysicalSize
 
-__all__ = ["MAX_XML_BYTES", "check_xml", "color_hex", "parse_ome_xml", "synthesize_ome"]
+__all__ = ["MAX_XML_BYTES", "OmeImageSummary", "check_xml", "color_hex", "parse_ome_xml", "summarize_ome_xml", "synthesize_ome"]
 
 MAX_XML_BYTES = 256 * 2**20
 _DOCTYPE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
@@ -45,6 +46,72 @@ def parse_ome_xml(xml: str | bytes, source: object) -> OME:
     except Exception as exc:  # ome-types raises several parser-specific errors
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise CorruptFile(source, f"invalid OME-XML metadata ({first[:200]})") from exc
+
+
+@dataclass(frozen=True)
+class OmeImageSummary:
+    """What opening an image needs from one OME ``Image``: its name, physical pixel sizes and
+    channel names/colours (attribute strings as written; units default to µm)."""
+
+    name: str | None
+    size_x: tuple[str | None, str | None] = (None, None)
+    """(PhysicalSizeX, PhysicalSizeXUnit)"""
+    size_y: tuple[str | None, str | None] = (None, None)
+    size_z: tuple[str | None, str | None] = (None, None)
+    channels: list[tuple[str | None, int | None]] = field(default_factory=list)
+    """(Name, Color as the signed 32-bit RGBA integer) per channel, in order."""
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def summarize_ome_xml(xml: str | bytes, source: object) -> list[OmeImageSummary]:
+    """The images of an OME-XML document, read with the standard library's XML parser.
+
+    Why not ome-types here: importing it costs ~0.6 s, and opening an image needs only a few
+    attributes; the full model (:func:`parse_ome_xml`) is built when ``img.ome`` is asked for.
+    The same safety checks apply (no DOCTYPE/ENTITY, size limit), so expat never sees an entity
+    declaration.
+    """
+    import xml.etree.ElementTree as ET
+
+    data = check_xml(xml, source)
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as exc:
+        raise CorruptFile(source, f"invalid OME-XML metadata ({exc})") from exc
+    if _local(root.tag) != "OME":
+        raise CorruptFile(source, f"invalid OME-XML metadata (root element is <{_local(root.tag)}>, not <OME>)")
+    out = []
+    for image in root:
+        if _local(image.tag) != "Image":
+            continue
+        pixels = next((child for child in image if _local(child.tag) == "Pixels"), None)
+        if pixels is None:
+            out.append(OmeImageSummary(image.get("Name")))
+            continue
+        channels: list[tuple[str | None, int | None]] = []
+        for ch in pixels:
+            if _local(ch.tag) != "Channel":
+                continue
+            color: int | None = None
+            try:
+                # The OME schema's default colour is -1 (opaque white), as ome-types gives too.
+                color = int(ch.get("Color", "-1"))
+            except ValueError:
+                color = None
+            channels.append((ch.get("Name"), color))
+        out.append(
+            OmeImageSummary(
+                name=image.get("Name"),
+                size_x=(pixels.get("PhysicalSizeX"), pixels.get("PhysicalSizeXUnit")),
+                size_y=(pixels.get("PhysicalSizeY"), pixels.get("PhysicalSizeYUnit")),
+                size_z=(pixels.get("PhysicalSizeZ"), pixels.get("PhysicalSizeZUnit")),
+                channels=channels,
+            )
+        )
+    return out
 
 
 def color_hex(color: Any) -> str | None:

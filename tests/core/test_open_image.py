@@ -401,3 +401,70 @@ def test_ome_tiff_with_entity_bomb_opens_quickly_without_expanding(tmp_path):
     assert "lol" not in (img.ome.images[0].name or "")
     assert time.monotonic() - start < 20
     assert any("DOCTYPE" in w for w in img.describe()["warnings"])
+
+
+RICH_OME = (
+    '<?xml version="1.0" encoding="UTF-8"?>'
+    '<OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06">'
+    '<Image ID="Image:0" Name="first"><Pixels ID="Pixels:0" DimensionOrder="XYZCT" Type="uint16" SizeX="4" SizeY="4" SizeZ="3" SizeC="2" SizeT="1"'
+    ' PhysicalSizeX="250" PhysicalSizeXUnit="nm" PhysicalSizeY="0.25" PhysicalSizeZ="1.5" PhysicalSizeZUnit="µm">'
+    '<Channel ID="Channel:0:0" Name="DAPI" Color="65535"/><Channel ID="Channel:0:1" Color="-16776961"/><TiffData IFD="0" PlaneCount="6"/></Pixels></Image>'
+    '<Image ID="Image:1" Name="second"><Pixels ID="Pixels:1" DimensionOrder="XYZCT" Type="uint8" SizeX="2" SizeY="2" SizeZ="1" SizeC="1" SizeT="1"'
+    ' PhysicalSizeX="2" PhysicalSizeXUnit="mm"><Channel ID="Channel:1:0" Name="BF"/></Pixels></Image>'
+    "</OME>"
+)
+
+
+def test_ome_summary_agrees_with_ome_types():
+    """The quick XML read used on open gives what the ome-types model says."""
+    from bioimnb.core.ome import color_hex, parse_ome_xml, summarize_ome_xml
+
+    model = parse_ome_xml(RICH_OME, "rich.ome.tif")
+    summary = summarize_ome_xml(RICH_OME, "rich.ome.tif")
+    assert [s.name for s in summary] == [im.name for im in model.images]
+    for s, im in zip(summary, model.images, strict=True):
+        px = im.pixels
+        assert [n for n, _ in s.channels] == [c.name for c in px.channels]
+        assert [color_hex(c) for _, c in s.channels] == [color_hex(c.color) for c in px.channels]
+    assert summary[0].size_x == ("250", "nm") and summary[0].size_z == ("1.5", "µm")
+    assert summary[1].size_x == ("2", "mm") and summary[1].size_y == (None, None)
+
+
+def test_ome_summary_refuses_what_the_model_refuses():
+    from bioimnb.core.ome import summarize_ome_xml
+
+    bomb = '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><OME><Image Name="&a;"/></OME>'
+    with pytest.raises(CorruptFile, match="DOCTYPE"):
+        summarize_ome_xml(bomb, "evil.ome.tif")
+    with pytest.raises(CorruptFile, match="invalid OME-XML"):
+        summarize_ome_xml("<OME><Image", "cut.ome.tif")
+    with pytest.raises(CorruptFile, match="not <OME>"):
+        summarize_ome_xml("<svg/>", "odd.ome.tif")
+
+
+def test_ome_tiff_sizes_and_channels_from_the_xml(tmp_path):
+    import tifffile
+
+    path = tmp_path / "rich.ome.tif"
+    data = np.zeros((3, 2, 4, 4), np.uint16)  # Z C Y X as the XML declares
+    tifffile.imwrite(path, data, photometric="minisblack", metadata=None, description=(RICH_OME.split("<Image ID=\"Image:1\"")[0] + "</OME>").encode())
+    img = bioimnb.open_image(path)
+    np.testing.assert_allclose([img.physical_size.X, img.physical_size.Y, img.physical_size.Z], [0.25, 0.25, 1.5])
+    assert [c.name for c in img.channels] == ["DAPI", "C1"]
+    assert img.channels[0].color == "0000FF" and img.channels[1].color == "FF0000"
+    assert img.ome.images[0].name == "first"  # the full model is still there when asked for
+
+
+def test_open_and_read_do_not_import_ome_types_or_dask(images):
+    """Opening an OME-TIFF and reading a region needs neither (~1.2 s of imports)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, bioimnb\n"
+        f"img = bioimnb.open_image({str(images['ome_tiff'][0])!r})\n"
+        "img.read(0, t=0, c=0, z=0); img.channels; img.physical_size\n"
+        "print(sorted(m for m in ('ome_types', 'dask.array') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]"

@@ -20,7 +20,7 @@ import zarr
 
 from ..axes import AxisMap
 from ..errors import CorruptFile, UnsupportedFormat
-from ..ome import color_hex, parse_ome_xml, synthesize_ome
+from ..ome import OmeImageSummary, color_hex, parse_ome_xml, summarize_ome_xml, synthesize_ome
 from ..storage import Resolved, storage_errors
 from .base import (
     Backend,
@@ -147,19 +147,32 @@ class TiffBackend(Backend):
                 raise CorruptFile(self.res.url, f"truncated or corrupt TIFF ({message.splitlines()[0]})")
 
     @cached_property
-    def _ome(self) -> Any:
+    def _summary(self) -> list[OmeImageSummary] | None:
+        """The OME-XML's images (names, sizes, channels), or None without usable OME-XML."""
         xml = self.tif.ome_metadata if self.tif.is_ome else None
         if not xml:
             return None
         try:
-            return parse_ome_xml(xml, self.res.url)
+            return summarize_ome_xml(xml, self.res.url)
         except CorruptFile as exc:
             log.warning("%s", exc)
             self._warnings.append(f"OME-XML not used: {exc.reason}; pixels are read, metadata is synthesised")
             return None
 
+    @cached_property
+    def _ome(self) -> Any:
+        """The full ome-types model (built only when ``img.ome`` is asked for)."""
+        if self._summary is None:
+            return None
+        try:
+            return parse_ome_xml(self.tif.ome_metadata or "", self.res.url)
+        except CorruptFile as exc:
+            log.warning("%s", exc)
+            self._warnings.append(f"OME-XML not used: {exc.reason}; metadata is synthesised")
+            return None
+
     def status(self) -> dict[str, Any]:
-        self._ome  # noqa: B018 - parse now so that a refused OME-XML is reported
+        self._summary  # noqa: B018 - read now so that a refused OME-XML is reported
         return {"warnings": list(self._warnings)} if self._warnings else {}
 
     def ome_xml(self) -> str | None:
@@ -237,15 +250,15 @@ class TiffBackend(Backend):
             virtual_pyramid=virtual,
         )
 
-    def _ome_image(self, index: int) -> Any:
-        ome = self._ome
-        if ome is None or not ome.images:
+    def _ome_image(self, index: int) -> OmeImageSummary | None:
+        images = self._summary
+        if not images:
             return None
         name = (self.series[index].name or "").strip()
-        for img in ome.images:
+        for img in images:
             if name and img.name == name:
                 return img
-        return ome.images[index] if index < len(ome.images) else None
+        return images[index] if index < len(images) else None
 
     def _scene_metadata(
         self, index: int, shape: tuple[int, ...], axis_map: AxisMap
@@ -257,16 +270,11 @@ class TiffBackend(Backend):
         phys = PhysicalSize()
         img = self._ome_image(index)
         if img is not None:
-            px = img.pixels
-            phys = PhysicalSize(
-                _ome_len(px.physical_size_x, px.physical_size_x_unit),
-                _ome_len(px.physical_size_y, px.physical_size_y_unit),
-                _ome_len(px.physical_size_z, px.physical_size_z_unit),
-            )
-            for i, ch in enumerate(px.channels[:nc]):
-                if ch.name:
-                    names[i] = ch.name
-                colors[i] = color_hex(ch.color) or colors[i]
+            phys = PhysicalSize(_ome_len(*img.size_x), _ome_len(*img.size_y), _ome_len(*img.size_z))
+            for i, (ch_name, ch_color) in enumerate(img.channels[:nc]):
+                if ch_name:
+                    names[i] = ch_name
+                colors[i] = color_hex(ch_color) or colors[i]
         elif self.tif.is_imagej:
             phys = self._imagej_size()
         elif self.format_name == "SVS":
