@@ -34,25 +34,48 @@ from .engine import (
 from .ngff import _channel_colors, _channel_names
 from .options import ConvertOptions
 from .plan import ScenePlan
-from .work import block_digest
+from .work import block_digest, dest_codec
 
 _TIFF_COMPRESSION = {"zstd": "zstd", "zlib": "zlib", "none": None}
 
 
-def _tiles(arr: Any, plan_shape: tuple[int, ...], tile: int) -> Iterator[np.ndarray]:
+def _strips(arr: Any, codec: Any, plan_shape: tuple[int, ...], tile: int, workers: int) -> Iterator[np.ndarray]:
+    """Rows of tiles (``tile`` pixels high, full width) of every plane, in TIFF order; read and
+    decoded a few strips ahead on ``workers`` threads (the chunk-per-object reader decodes in
+    the calling thread, so the strips really decode in parallel while tifffile encodes)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     t, c, z, y, x = plan_shape
-    for ti in range(t):
-        for ci in range(c):
-            for zi in range(z):
-                for y0 in range(0, y, tile):
-                    strip = np.asarray(arr[ti, ci, zi, y0 : y0 + tile, :])
-                    for x0 in range(0, x, tile):
-                        block = strip[:, x0 : x0 + tile]
-                        if block.shape != (tile, tile):
-                            padded = np.zeros((tile, tile), block.dtype)
-                            padded[: block.shape[0], : block.shape[1]] = block
-                            block = padded
-                        yield block
+    keys = [(ti, ci, zi, y0) for ti in range(t) for ci in range(c) for zi in range(z) for y0 in range(0, y, tile)]
+
+    def read(key: tuple[int, int, int, int]) -> np.ndarray:
+        ti, ci, zi, y0 = key
+        h = min(tile, y - y0)
+        if codec is not None and codec.aligned(y0, y0 + h, 0, x):
+            return codec.read_block(ti, ci, zi, y0, 0, h, x)  # type: ignore[no-any-return]
+        return np.asarray(arr[ti, ci, zi, y0 : y0 + h, :])
+
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="bioimnb-tiff-read") as pool:
+        ahead = max(2, 2 * workers)
+        pending = [pool.submit(read, k) for k in keys[:ahead]]
+        for i in range(len(keys)):
+            strip = pending[i].result()
+            pending[i] = None  # type: ignore[call-overload]
+            if i + ahead < len(keys):
+                pending.append(pool.submit(read, keys[i + ahead]))
+            yield strip
+
+
+def _tiles(arr: Any, codec: Any, plan_shape: tuple[int, ...], tile: int, workers: int = 2) -> Iterator[np.ndarray]:
+    x = plan_shape[4]
+    for strip in _strips(arr, codec, plan_shape, tile, workers):
+        for x0 in range(0, x, tile):
+            block = strip[:, x0 : x0 + tile]
+            if block.shape != (tile, tile):
+                padded = np.zeros((tile, tile), block.dtype)
+                padded[: block.shape[0], : block.shape[1]] = block
+                block = padded
+            yield block
 
 
 def _ome_metadata(img: MultiscaleImage, plan: ScenePlan) -> dict[str, Any]:
@@ -144,12 +167,14 @@ def convert_to_ome_tiff(
         kw["compressionargs"] = {"level": opts.compression_level}
     if os.path.exists(partial):
         os.remove(partial)
+    workers = max(1, opts.workers or os.cpu_count() or 1)
     with tifffile.TiffWriter(partial, bigtiff=True, ome=True) as tw:
         for plan in plans:
             group = root[plan.path] if plan.path else root
             n = len(plan.shapes)
+            base = plan.path + "/" if plan.path else ""
             tw.write(
-                _tiles(group["0"], plan.shapes[0], opts.chunks),
+                _tiles(group["0"], dest_codec(work, "{}", f"{base}0"), plan.shapes[0], opts.chunks, workers),
                 shape=plan.shapes[0],
                 dtype=plan.dtype,
                 subifds=n - 1,
@@ -157,7 +182,8 @@ def convert_to_ome_tiff(
                 **kw,
             )
             for level in range(1, n):
-                tw.write(_tiles(group[str(level)], plan.shapes[level], opts.chunks), shape=plan.shapes[level], dtype=plan.dtype, subfiletype=1, metadata=None, **kw)
+                codec = dest_codec(work, "{}", f"{base}{level}")
+                tw.write(_tiles(group[str(level)], codec, plan.shapes[level], opts.chunks, workers), shape=plan.shapes[level], dtype=plan.dtype, subfiletype=1, metadata=None, **kw)
     provenance = provenance_record(img, src_res, opts)
     with tifffile.TiffFile(partial) as tf:
         xml = tf.ome_metadata or ""
