@@ -59,7 +59,7 @@ class OmeImageSummary:
     size_y: tuple[str | None, str | None] = (None, None)
     size_z: tuple[str | None, str | None] = (None, None)
     channels: list[tuple[str | None, int | None]] = field(default_factory=list)
-    """(Name, Color as the signed 32-bit RGBA integer) per channel, in order."""
+    """(Name, Color as the signed 32-bit RGBA integer, None when absent) per channel, in order."""
 
 
 def _local(tag: str) -> str:
@@ -95,10 +95,12 @@ def summarize_ome_xml(xml: str | bytes, source: object) -> list[OmeImageSummary]
         for ch in pixels:
             if _local(ch.tag) != "Channel":
                 continue
+            # No Color attribute: None, so the reader picks OMERO-like defaults (red, green, ...)
+            # instead of the schema's -1 (white) that ome-types fills in, which would composite
+            # a multichannel image white on white.
             color: int | None = None
             try:
-                # The OME schema's default colour is -1 (opaque white), as ome-types gives too.
-                color = int(ch.get("Color", "-1"))
+                color = int(ch.get("Color", ""))
             except ValueError:
                 color = None
             channels.append((ch.get("Name"), color))

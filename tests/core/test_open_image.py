@@ -425,7 +425,9 @@ def test_ome_summary_agrees_with_ome_types():
     for s, im in zip(summary, model.images, strict=True):
         px = im.pixels
         assert [n for n, _ in s.channels] == [c.name for c in px.channels]
-        assert [color_hex(c) for _, c in s.channels] == [color_hex(c.color) for c in px.channels]
+        # an absent Color is None here (the reader then uses its defaults); ome-types fills in white
+        assert [color_hex(c) or "FFFFFF" for _, c in s.channels] == [color_hex(c.color) for c in px.channels]
+    assert summary[1].channels == [("BF", None)]
     assert summary[0].size_x == ("250", "nm") and summary[0].size_z == ("1.5", "µm")
     assert summary[1].size_x == ("2", "mm") and summary[1].size_y == (None, None)
 
@@ -468,3 +470,15 @@ def test_open_and_read_do_not_import_ome_types_or_dask(images):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_ome_tiff_channels_without_colours_get_distinct_defaults(tmp_path):
+    """As OMERO and Fiji show them: red, green, ... - not the schema default white twice."""
+    import tifffile
+
+    path = tmp_path / "nocolour.ome.tif"
+    tifffile.imwrite(path, np.zeros((2, 8, 8), np.uint16), metadata={"axes": "CYX", "Channel": {"Name": ["a", "b"]}})
+    img = bioimnb.open_image(path)
+    assert [c.name for c in img.channels] == ["a", "b"]
+    assert img.channels[0].color != img.channels[1].color
+    assert "FFFFFF" not in [c.color for c in img.channels]
