@@ -227,3 +227,19 @@ def test_index_at_start_both_directions(tmp_path):
     other = shard_codec(theirs, resolve(str(tmp_path / "s.zarr")))
     assert other is not None
     np.testing.assert_array_equal(other.read_block(0, 0, 0, 256, 0, 44, 200), data[0, 0, 0, 256:])
+
+
+def test_sharded_with_dot_separated_keys(tmp_path):
+    """Keys like ``c.0.0.0.1.0`` are one object each, not nested folders."""
+    group = zarr.open_group(str(tmp_path / "dot.zarr"), mode="w", zarr_format=3)
+    arr = group.create_array(
+        "0", shape=(1, 1, 1, 300, 200), dtype="uint16", chunks=(1, 1, 1, 64, 64), shards=(1, 1, 1, 256, 256),
+        compressors=ZstdCodec(level=1), fill_value=0, chunk_key_encoding={"name": "default", "separator": "."},
+    )
+    codec = shard_codec(arr, resolve(str(tmp_path / "dot.zarr")))
+    assert codec is not None
+    data = _data((1, 1, 1, 300, 200), "uint16", seed=7)
+    codec.write_block(0, 0, 0, 0, 0, data[0, 0, 0, :256])
+    codec.write_block(0, 0, 0, 256, 0, data[0, 0, 0, 256:])
+    assert (tmp_path / "dot.zarr" / "0" / "c.0.0.0.1.0").is_file()
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "dot.zarr"), path="0", mode="r")[...], data)

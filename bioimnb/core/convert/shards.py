@@ -218,9 +218,6 @@ class ShardCodec(_Objects):
         coords = (t, c, z, y0 // self.shard[3], x0 // self.shard[4])
         return "c" + self.separator + self.separator.join(str(i) for i in coords)
 
-    def _path(self, key: str) -> str:
-        return self.res.path.rstrip("/") + "/" + key.replace(self.separator, "/")
-
     def aligned(self, y0: int, y1: int, x0: int, x1: int) -> bool:
         """True when the rectangle is exactly one shard (clipped to the array)."""
         sy, sx = self.shard[3], self.shard[4]
