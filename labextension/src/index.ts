@@ -5,8 +5,10 @@ import {
 } from '@jupyterlab/application';
 import { MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
 import { URLExt } from '@jupyterlab/coreutils';
+import { IDocumentWidget } from '@jupyterlab/docregistry';
 import { FileBrowser, IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import { ServerConnection } from '@jupyterlab/services';
+import { IStateDB } from '@jupyterlab/statedb';
 import { imageIcon } from '@jupyterlab/ui-components';
 import {
   FACTORY,
@@ -83,11 +85,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: 'bioimnb:plugin',
   description: 'Bioimage data management inside JupyterLab: the multiresolution viewer.',
   autoStart: true,
-  optional: [IFileBrowserFactory, ILayoutRestorer],
+  optional: [IFileBrowserFactory, ILayoutRestorer, IStateDB],
   activate: (
     app: JupyterFrontEnd,
     browsers: IFileBrowserFactory | null,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    state: IStateDB | null
   ) => {
     const { docRegistry, commands } = app;
 
@@ -96,20 +99,37 @@ const plugin: JupyterFrontEndPlugin<void> = {
     for (const ft of FILE_TYPES) {
       docRegistry.addFileType({ ...ft, icon: imageIcon, contentType: 'file' });
     }
-    const factory = new ViewerFactory({
-      name: FACTORY,
-      label: 'bioimnb viewer',
-      modelName: MODEL,
-      fileTypes: [...DEFAULT_FOR, ...ALSO_FOR],
-      defaultFor: DEFAULT_FOR,
-      readOnly: true,
-      canStartKernel: false,
-      preferKernel: false
+    // Views are remembered per path in the state database (saved with the workspace).
+    const factory = new ViewerFactory(
+      {
+        name: FACTORY,
+        label: 'bioimnb viewer',
+        modelName: MODEL,
+        fileTypes: [...DEFAULT_FOR, ...ALSO_FOR],
+        defaultFor: DEFAULT_FOR,
+        readOnly: true,
+        canStartKernel: false,
+        preferKernel: false
+      },
+      state
+    );
+    // Open viewer tabs are tracked, so that a reload (the workspace) reopens them.
+    const documents = new WidgetTracker<IDocumentWidget<ViewerPanel>>({
+      namespace: 'bioimnb-document'
     });
     factory.widgetCreated.connect((_, widget) => {
       widget.title.icon = imageIcon;
+      widget.context.pathChanged.connect(() => void documents.save(widget));
+      void documents.add(widget);
     });
     docRegistry.addWidgetFactory(factory);
+    if (restorer) {
+      void restorer.restore(documents, {
+        command: 'docmanager:open',
+        args: widget => ({ path: widget.context.path, factory: FACTORY }),
+        name: widget => widget.context.path
+      });
+    }
 
     // -- folders (OME-Zarr): main-area widgets opened by command -----------------------
     const tracker = new WidgetTracker<MainAreaWidget<ViewerPanel>>({
@@ -122,7 +142,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         app.shell.activateById(existing.id);
         return existing;
       }
-      const content = new ViewerPanel(clean);
+      const content = new ViewerPanel(clean, state);
       const widget = new MainAreaWidget({ content });
       widget.id = `bioimnb-viewer-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 7)}`;
       widget.title.label = clean.split('/').pop() || clean;

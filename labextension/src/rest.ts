@@ -20,6 +20,8 @@ type Params = Record<string, string | number>;
 
 export class RestTileSource implements TileSource {
   private readonly settings: ServerConnection.ISettings;
+  /** Image info per scene, asked for once (the document viewer checks a remembered view against it first). */
+  private readonly infos = new Map<number, Promise<ImageInfo>>();
 
   constructor(
     readonly path: string,
@@ -28,9 +30,20 @@ export class RestTileSource implements TileSource {
     this.settings = settings ?? ServerConnection.makeSettings();
   }
 
-  async info(scene: number): Promise<ImageInfo> {
-    const response = await this.get('image', { scene });
-    return (await response.json()) as ImageInfo;
+  info(scene: number): Promise<ImageInfo> {
+    let info = this.infos.get(scene);
+    if (!info) {
+      info = this.get('image', { scene }).then(response => response.json() as Promise<ImageInfo>);
+      this.infos.set(scene, info);
+      // A failure is not kept: asking again asks the server again.
+      const asked = info;
+      asked.catch(() => {
+        if (this.infos.get(scene) === asked) {
+          this.infos.delete(scene);
+        }
+      });
+    }
+    return info;
   }
 
   async tile(req: TileRequest): Promise<ImageBitmap> {
