@@ -131,8 +131,9 @@ def test_convert_detects_a_damaged_shard_on_disk(images, tmp_path, monkeypatch):
 
     monkeypatch.setattr(engine, "_verify_zarr", damage_then_verify)
     dest = tmp_path / "bad.ome.zarr"
-    with pytest.raises(CorruptFile, match="verification failed"):
+    with pytest.raises(CorruptFile, match="verification failed") as info:
         bioimnb.convert(images["ome_tiff"][0], dest, scenes=[0])
+    assert "block 0/" in str(info.value)
     assert bioimnb.open_image(dest).status()["incomplete"] is True
     assert os.path.isdir(dest)
 
@@ -243,3 +244,22 @@ def test_sharded_with_dot_separated_keys(tmp_path):
     codec.write_block(0, 0, 0, 256, 0, data[0, 0, 0, 256:])
     assert (tmp_path / "dot.zarr" / "0" / "c.0.0.0.1.0").is_file()
     np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "dot.zarr"), path="0", mode="r")[...], data)
+
+
+def test_convert_names_an_unreadable_shard(images, tmp_path, monkeypatch):
+    """A stored shard whose index is damaged is reported with the reason, not just 'differs'."""
+    import bioimnb
+    from bioimnb.core.convert import engine
+
+    original = engine._verify_zarr
+
+    def damage_then_verify(run, plans, journal):
+        first = sorted(p for p in (tmp_path / "idx.ome.zarr" / "0" / "c").rglob("*") if p.is_file())[0]
+        blob = bytearray(first.read_bytes())
+        blob[-6] ^= 0xFF  # inside the shard index: its CRC32C no longer matches
+        first.write_bytes(bytes(blob))
+        return original(run, plans, journal)
+
+    monkeypatch.setattr(engine, "_verify_zarr", damage_then_verify)
+    with pytest.raises(CorruptFile, match="unreadable: shard index checksum mismatch"):
+        bioimnb.convert(images["ome_tiff"][0], tmp_path / "idx.ome.zarr", scenes=[0])

@@ -526,7 +526,8 @@ def _verify_zarr(run: _Run, plans: list[ScenePlan], journal: dict[str, str]) -> 
                     key, got = fut.result()
                     compared += 1
                     if journal.get(f"{plan.index}/{key}") != got:
-                        mismatches.append(f"scene {plan.index} block {key}")
+                        why = f" ({got})" if got.startswith("unreadable") else ""
+                        mismatches.append(f"scene {plan.index} block {key}{why}")
     finally:
         executor.close()
     if mismatches:
