@@ -354,3 +354,17 @@ def test_verification_mismatch_is_an_error_and_output_stays_incomplete(images, t
     with pytest.raises(CorruptFile, match="verification failed: 1 level-0 block"):
         convert(images["ome_tiff"][0], dest, scenes=[0])
     assert bioimnb.open_image(dest).status()["incomplete"] is True
+
+
+def test_unknown_z_spacing_is_not_invented(tmp_path):
+    """X/Y sizes known, Z unknown: the output says µm for X/Y only and reads back Z = None."""
+    import tifffile
+
+    src = tmp_path / "xy.ome.tif"
+    tifffile.imwrite(src, np.arange(2 * 64 * 64, dtype=np.uint16).reshape(2, 64, 64), metadata={"axes": "ZYX", "PhysicalSizeX": 0.3, "PhysicalSizeY": 0.3})
+    dest = tmp_path / "xy.ome.zarr"
+    convert(src, dest, levels=2)
+    axes = zarr.open_group(str(dest), mode="r").attrs["ome"]["multiscales"][0]["axes"]
+    assert [a.get("unit") for a in axes[2:]] == [None, "micrometer", "micrometer"]
+    size = bioimnb.open_image(dest).physical_size
+    assert size.Z is None and size.X == size.Y == 0.3

@@ -56,7 +56,9 @@ def image_attrs(
     axes: list[dict[str, Any]] = [{"name": "t", "type": "time"}, {"name": "c", "type": "channel"}]
     for name in "zyx":
         ax: dict[str, Any] = {"name": name, "type": "space"}
-        if known:
+        # An unknown Z spacing gets no unit: its scale of 1 is a placeholder, not 1 µm (readers
+        # such as bioimnb's then report Z as unknown instead of an invented 1 µm).
+        if known and (name != "z" or physical.Z):
             ax["unit"] = "micrometer"
         axes.append(ax)
     base = (
