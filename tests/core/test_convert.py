@@ -257,6 +257,16 @@ def test_s3_output(s3, images, tmp_path):
     out = bioimnb.open_image(url, **s3.storage_options)
     assert out.scenes == ["scene-1"]
     np.testing.assert_array_equal(out.levels[1].compute()[0, :, 0], mean2(truth[1][0]))
+    v2_url = f"s3://{bucket}/out04.ome.zarr"  # NGFF 0.4: one object per chunk, written by the workers
+    report = convert(src, v2_url, ngff="0.4", scenes=[1], chunks=32, dest_options=s3.storage_options, source_options={})
+    assert any("v04 validation passed" in c for c in report.checks)
+    np.testing.assert_array_equal(bioimnb.open_image(v2_url, **s3.storage_options).levels[0].compute()[0, :, 0], truth[1][0])
+    from bioimnb.core.convert.shards import ChunkFiles, block_codec
+    from bioimnb.core.convert.stores import open_store
+    from bioimnb.core.storage import resolve
+
+    v2_array = zarr.open_array(open_store(v2_url, s3.storage_options, read_only=True), path="0", mode="r")
+    assert isinstance(block_codec(v2_array, resolve(v2_url, **s3.storage_options)), ChunkFiles)
     tiff_url = f"s3://{bucket}/out.ome.tif"
     convert(src, tiff_url, scenes=[0], dest_options=s3.storage_options, source_options={})
     back = bioimnb.open_image(tiff_url, **s3.storage_options)
