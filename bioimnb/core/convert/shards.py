@@ -293,6 +293,30 @@ class ShardCodec(_Objects):
         return self.decode(self.read(self.key(t, c, z, y0, x0)), height, width)
 
 
+def _bytes_pipeline(codecs: list[Any], arr: Any) -> tuple[np.dtype, Any, Any] | None:
+    """(stored dtype, encode, decode) for a v3 chunk pipeline ``[bytes, optional compressor]``,
+    or None for anything else."""
+    from zarr.codecs import BytesCodec
+
+    if not codecs or not isinstance(codecs[0], BytesCodec) or len(codecs) > 2:
+        return None
+    pair: tuple[Any, Any] = (None, None)
+    if len(codecs) == 2:
+        found = _compressor(codecs[1])
+        if found is None:
+            return None
+        pair = found
+    dtype = np.dtype(arr.dtype)
+    if dtype.itemsize > 1:
+        endian = getattr(codecs[0].endian, "value", None)
+        dtype = dtype.newbyteorder("<" if endian in (None, "little") else ">")
+    return dtype, pair[0], pair[1]
+
+
+def _fill(value: Any, dtype: np.dtype) -> Any:
+    return np.asarray(value if value is not None else 0).astype(dtype).item()
+
+
 def shard_codec(arr: Any, res: Resolved) -> ShardCodec | None:
     """A :class:`ShardCodec` for a zarr v3 array ``arr`` stored under ``res``, or None when its
     layout is not one this module writes (then use zarr itself)."""
@@ -314,24 +338,15 @@ def shard_codec(arr: Any, res: Resolved) -> ShardCodec | None:
             return None
         if shard[3] % chunk[3] or shard[4] % chunk[4]:
             return None
-        inner = list(sharding.codecs)
-        if not inner or not isinstance(inner[0], BytesCodec) or len(inner) > 2:
+        pipeline = _bytes_pipeline(list(sharding.codecs), arr)
+        if pipeline is None:
             return None
+        dtype, encode_fn, decode_fn = pipeline
         index_codecs = list(sharding.index_codecs)
         if len(index_codecs) != 2 or not isinstance(index_codecs[0], BytesCodec) or not isinstance(index_codecs[1], Crc32cCodec):
             return None
         if getattr(index_codecs[0].endian, "value", "little") not in ("little", None):
             return None
-        dtype = np.dtype(arr.dtype)
-        endian = getattr(inner[0].endian, "value", None)
-        if dtype.itemsize > 1:
-            dtype = dtype.newbyteorder("<" if endian in (None, "little") else ">")
-        encode_fn = decode_fn = None
-        if len(inner) == 2:
-            found = _compressor(inner[1])
-            if found is None:
-                return None
-            encode_fn, decode_fn = found
         location = getattr(sharding.index_location, "value", str(sharding.index_location))
         return ShardCodec(
             res=_array_res(arr, res),
@@ -339,7 +354,7 @@ def shard_codec(arr: Any, res: Resolved) -> ShardCodec | None:
             shard=shard,
             chunk=chunk,
             dtype=dtype,
-            fill_value=np.asarray(meta.fill_value).astype(dtype).item() if meta.fill_value is not None else 0,
+            fill_value=_fill(meta.fill_value, dtype),
             separator=meta.chunk_key_encoding.separator,
             index_at_start=location == "start",
             encode_fn=encode_fn,
@@ -381,7 +396,7 @@ def chunk_files(arr: Any, res: Resolved) -> ChunkFiles | None:
             shape=tuple(int(s) for s in meta.shape),
             chunk=chunk,
             dtype=dtype,
-            fill_value=np.asarray(meta.fill_value or 0).astype(dtype).item(),
+            fill_value=_fill(meta.fill_value, dtype),
             encode_fn=pair[0],
             decode_fn=pair[1],
         )
@@ -392,7 +407,6 @@ def chunk_files(arr: Any, res: Resolved) -> ChunkFiles | None:
 def _v3_chunk_files(arr: Any, res: Resolved) -> ChunkFiles | None:
     """A :class:`ChunkFiles` for an unsharded zarr v3 array with "/" keys, or None."""
     try:
-        from zarr.codecs import BytesCodec
         from zarr.core.chunk_key_encodings import DefaultChunkKeyEncoding
 
         meta = arr.metadata
@@ -400,30 +414,21 @@ def _v3_chunk_files(arr: Any, res: Resolved) -> ChunkFiles | None:
             return None
         if meta.chunk_key_encoding.separator != "/":
             return None
-        codecs = list(meta.codecs)
-        if not codecs or not isinstance(codecs[0], BytesCodec) or len(codecs) > 2:
-            return None
         chunk = tuple(int(s) for s in meta.chunk_grid.chunk_shape)
         if len(chunk) != 5 or chunk[:3] != (1, 1, 1):
             return None
-        pair: tuple[Any, Any] = (None, None)
-        if len(codecs) == 2:
-            found = _compressor(codecs[1])
-            if found is None:
-                return None
-            pair = found
-        dtype = np.dtype(arr.dtype)
-        if dtype.itemsize > 1:
-            endian = getattr(codecs[0].endian, "value", None)
-            dtype = dtype.newbyteorder("<" if endian in (None, "little") else ">")
+        pipeline = _bytes_pipeline(list(meta.codecs), arr)
+        if pipeline is None:
+            return None
+        dtype, encode_fn, decode_fn = pipeline
         return ChunkFiles(
             res=_array_res(arr, res),
             shape=tuple(int(s) for s in meta.shape),
             chunk=chunk,
             dtype=dtype,
-            fill_value=np.asarray(meta.fill_value if meta.fill_value is not None else 0).astype(dtype).item(),
-            encode_fn=pair[0],
-            decode_fn=pair[1],
+            fill_value=_fill(meta.fill_value, dtype),
+            encode_fn=encode_fn,
+            decode_fn=decode_fn,
             prefix="c/",
         )
     except Exception:  # noqa: BLE001 - any surprise: let zarr do the work
