@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fixtures import PLANES_SHAPE, PLANES_WHITE, ome_tiff_planes, planes_code
-from uilab import Lab, write_notebook
+from uilab import PIXELS_AT, Lab, write_notebook
 
 import bioimnb
 from bioimnb.core.tiles import ChannelView, TileRenderer, composite_channels
@@ -50,22 +50,11 @@ Plane = tuple[int, int, int]  # (scene, t, z)
 
 # Canvas RGBA at level-0 image positions, read two frames after the call (so a resize that
 # cleared the canvas has been repainted), using the viewer's own centre and zoom.
-READ_PIXELS = """
-async ([selector, points]) => {
+READ_PIXELS = f"""
+async ([selector, points]) => {{
   await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
-  const root = document.querySelector(selector);
-  const canvas = root.querySelector('canvas.bioimnb-canvas');
-  const rect = root.querySelector('.bioimnb-stage').getBoundingClientRect();
-  const zoom = Number(root.dataset.zoom), cx = Number(root.dataset.centerX);
-  const cy = Number(root.dataset.centerY);
-  const w = Math.round(rect.width), h = Math.round(rect.height);
-  const dpr = canvas.width / w;
-  const ctx = canvas.getContext('2d');
-  return points.map(([x, y]) => {
-    const sx = (x - cx) * zoom + w / 2, sy = (y - cy) * zoom + h / 2;
-    return Array.from(ctx.getImageData(Math.round(sx * dpr), Math.round(sy * dpr), 1, 1).data);
-  });
-}
+  return ({PIXELS_AT})(document.querySelector(selector), points);
+}}
 """
 # Arms a MutationObserver on the viewer root: window.__repaint.done once data-complete went
 # "false" (the displayed plane or settings changed) and back to "true" (all drawn).

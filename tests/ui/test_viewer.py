@@ -24,7 +24,7 @@ import urllib.request
 from typing import Any
 
 import pytest
-from uilab import BRIGHT, IMAGE_SIZE, Lab, write_notebook
+from uilab import BRIGHT, IMAGE_SIZE, PIXELS_AT, Lab, write_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
@@ -32,21 +32,7 @@ WIDGET = ".jp-OutputArea-output .bioimnb-viewer"
 DOCUMENT = ".bioimnb-document .bioimnb-viewer"
 
 # Reads canvas pixels at level-0 image positions, using the viewer's own centre and zoom.
-READ_PIXELS = """
-([selector, points]) => {
-  const root = document.querySelector(selector);
-  const canvas = root.querySelector('canvas.bioimnb-canvas');
-  const rect = root.querySelector('.bioimnb-stage').getBoundingClientRect();
-  const zoom = Number(root.dataset.zoom), cx = Number(root.dataset.centerX), cy = Number(root.dataset.centerY);
-  const w = Math.round(rect.width), h = Math.round(rect.height);
-  const dpr = canvas.width / w;
-  const ctx = canvas.getContext('2d');
-  return points.map(([x, y]) => {
-    const sx = (x - cx) * zoom + w / 2, sy = (y - cy) * zoom + h / 2;
-    return Array.from(ctx.getImageData(Math.round(sx * dpr), Math.round(sy * dpr), 1, 1).data);
-  });
-}
-"""
+READ_PIXELS = f"([selector, points]) => ({PIXELS_AT})(document.querySelector(selector), points)"
 
 
 def _shot(page: Any, name: str) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from uilab import BRIGHT, DIM, IMAGE_SIZE, Lab, write_notebook, write_test_image
+from uilab import BRIGHT, DIM, IMAGE_SIZE, PIXELS_AT, Lab, write_notebook, write_test_image
 
 import bioimnb
 from bioimnb.core.tiles import ChannelView, composite_channels
@@ -292,22 +292,7 @@ def test_synced_state_has_no_url_or_secret(
 _ROOT = (
     "(i) => document.querySelectorAll('.jp-Notebook .jp-Cell')[i].querySelector('.bioimnb-viewer')"
 )
-READ_PIXELS = f"""
-([cell, points]) => {{
-  const root = ({_ROOT})(cell);
-  const canvas = root.querySelector('canvas.bioimnb-canvas');
-  const rect = root.querySelector('.bioimnb-stage').getBoundingClientRect();
-  const zoom = Number(root.dataset.zoom), cx = Number(root.dataset.centerX);
-  const cy = Number(root.dataset.centerY);
-  const w = Math.round(rect.width), h = Math.round(rect.height);
-  const dpr = canvas.width / w;
-  const ctx = canvas.getContext('2d');
-  return points.map(([x, y]) => {{
-    const sx = (x - cx) * zoom + w / 2, sy = (y - cy) * zoom + h / 2;
-    return Array.from(ctx.getImageData(Math.round(sx * dpr), Math.round(sy * dpr), 1, 1).data);
-  }});
-}}
-"""
+READ_PIXELS = f"([cell, points]) => ({PIXELS_AT})(({_ROOT})(cell), points)"
 DATA = f"(i) => ({{...({_ROOT})(i).dataset}})"
 # Arms a MutationObserver: resolves once data-complete went "false" and back to "true".
 ARM_REPAINT = f"""

@@ -37,6 +37,24 @@ BASE_URL = "/user/test/"
 
 #: Geometry of the generated test image (see ``write_test_image``).
 IMAGE_SIZE = 2048
+
+# JS: RGBA of a viewer's canvas at level-0 image positions, from the viewer's own centre and
+# zoom (``root`` is the ``.bioimnb-viewer`` element). Tests wrap it: ``f"... ({PIXELS_AT})(root, points)"``.
+PIXELS_AT = """
+(root, points) => {
+  const canvas = root.querySelector('canvas.bioimnb-canvas');
+  const rect = root.querySelector('.bioimnb-stage').getBoundingClientRect();
+  const zoom = Number(root.dataset.zoom), cx = Number(root.dataset.centerX);
+  const cy = Number(root.dataset.centerY);
+  const w = Math.round(rect.width), h = Math.round(rect.height);
+  const dpr = canvas.width / w;
+  const ctx = canvas.getContext('2d');
+  return points.map(([x, y]) => {
+    const sx = (x - cx) * zoom + w / 2, sy = (y - cy) * zoom + h / 2;
+    return Array.from(ctx.getImageData(Math.round(sx * dpr), Math.round(sy * dpr), 1, 1).data);
+  });
+}
+"""
 BRIGHT = 4000
 DIM = 100
 
