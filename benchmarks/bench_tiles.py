@@ -239,6 +239,8 @@ def tile_samples(
     of a viewer session - read from memory, decode, composite, encode; the raw-tile cache is
     empty, so every sample reads).  Batches alternate between the images.
     """
+    from bioimnb.core.tiles import TileRenderer
+
     rng = random.Random(seed)
     views = channel_views()
     grids = {name: full_tiles(new_renderer(p), levels[name]) for name, p in paths.items()}
@@ -261,8 +263,6 @@ def tile_samples(
                 out[name]["cold"].append(secs)
             # Warm: the same opened image (its TIFF directories already parsed, as in a viewer
             # session) behind a fresh renderer, so every sample still reads and decodes.
-            from bioimnb.core.tiles import TileRenderer
-
             r = TileRenderer(r.image)
             for tx, ty in positions:
                 call = functools.partial(r.render, 0, level, 0, 0, tx, ty, views, fmt="png")
