@@ -197,6 +197,11 @@ class MultiscaleImage:
         with storage_errors(self.source):
             return lv.read(key)
 
+    @property
+    def files(self) -> list[str]:
+        """Every file or folder this image is made of (see :meth:`Backend.files`)."""
+        return list(self._backend.files())
+
     # -- description ---------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         return dict(self._backend.status())
@@ -337,17 +342,25 @@ def _open_backend(res: Resolved) -> Backend:
     raise UnsupportedFormat(res.url, "unsupported format (bioimnb reads OME-TIFF/TIFF, OME-Zarr, CZI, ND2, LIF, DeltaVision, whole-slide formats, PNG, JPEG)")
 
 
-def open_image(source: str | os.PathLike[str] | MultiscaleImage, scene: int | str | None = None, **storage_options: Any) -> MultiscaleImage:
+def open_image(
+    source: str | os.PathLike[str] | MultiscaleImage,
+    scene: int | str | None = None,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    **storage_options: Any,
+) -> MultiscaleImage:
     """Open an image lazily: headers and metadata now, pixels only when asked for.
 
     ``source`` is a local path or any fsspec URL (``s3://bucket/x.ome.zarr``,
     ``https://host/slide.svs``, ...).  ``storage_options`` go to the filesystem (for S3:
     ``endpoint_url``, ``key``, ``secret``, ``anon``, ...); credentials otherwise come from the
     environment.  ``scene`` selects a scene by index or name (default: the first).
+    ``root`` (local sources) confines every file the reader opens, chunks and companion files
+    included, to that folder: a link leading outside is refused, never followed.
     """
     if isinstance(source, MultiscaleImage):
         return source if scene is None else source.select_scene(scene)
-    res = resolve(source, **storage_options)
+    res = resolve(source, root=root, **storage_options)
     backend = _open_backend(res)
     try:
         image = MultiscaleImage(backend, 0)

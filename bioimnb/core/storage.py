@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -24,11 +25,22 @@ from fsspec.implementations.local import LocalFileSystem
 from .errors import (
     AccessDenied,
     BioimnbError,
+    CorruptFile,
+    PathEscapesRoot,
     SourceNotFound,
     StorageUnreachable,
 )
 
-__all__ = ["Resolved", "is_local", "read_head", "resolve", "storage_errors"]
+__all__ = [
+    "Resolved",
+    "inside",
+    "is_local",
+    "open_confined",
+    "read_confined",
+    "read_head",
+    "resolve",
+    "storage_errors",
+]
 
 _S3_DEFAULTS: dict[str, Any] = {
     "config_kwargs": {
@@ -48,6 +60,10 @@ class Resolved:
     """The source as given, normalised (absolute for local paths)."""
     options: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """The storage options the filesystem was made with (may hold credentials: never show)."""
+    root: str | None = None
+    """Local sources only: the real path of the folder that every file a reader opens for this
+    source (chunks, companion files, sidecars) must lie in, symlinks resolved; None = anywhere.
+    Readers open files through :func:`open_confined`, which enforces it."""
 
     @property
     def local(self) -> bool:
@@ -78,14 +94,24 @@ def _http_defaults() -> dict[str, Any]:
     return {"client_kwargs": {"timeout": aiohttp.ClientTimeout(total=None, connect=5, sock_read=60)}}
 
 
-def resolve(source: str | os.PathLike[str], **storage_options: Any) -> Resolved:
-    """Split a source into (filesystem, path).  Local paths are made absolute."""
+def resolve(
+    source: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None, **storage_options: Any
+) -> Resolved:
+    """Split a source into (filesystem, path).  Local paths are made absolute.
+
+    ``root`` (local sources only) confines every file opened for this source to that folder.
+    """
     text = os.fspath(source)
     if "://" not in text or text.startswith("file://"):
         if text.startswith("file://"):
             text = text[len("file://") :]
         path = os.path.abspath(os.path.expanduser(text))
-        return Resolved(LocalFileSystem(), path, path)
+        root_real = None
+        if root is not None:
+            root_real = os.path.realpath(os.path.expanduser(os.fspath(root)))
+            if not inside(os.path.realpath(path), root_real):
+                raise PathEscapesRoot(path, "path escapes the root")
+        return Resolved(LocalFileSystem(), path, path, root=root_real)
     protocol = text.split("://", 1)[0].lower()
     if protocol in ("s3", "s3a"):
         options = _merge(_S3_DEFAULTS, storage_options)
@@ -171,11 +197,69 @@ def storage_errors(source: object) -> Iterator[None]:
         raise mapped from exc
 
 
+def inside(real: str, root_real: str) -> bool:
+    """Whether the resolved path ``real`` is ``root_real`` or lies below it."""
+    return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
+
+
+def open_confined(path: str, root: str | None = None, source: object = None) -> BinaryIO:
+    """Open a local file for reading, but only a regular file, and only inside ``root``.
+
+    The file is opened without blocking (a FIFO or device never hangs the caller), then checked
+    with ``fstat``: anything but a regular file is refused with :class:`CorruptFile`.  Under a
+    root, the opened file must be the one its resolved path names inside the root (symlinks
+    followed, then compared by device and inode, so a link swapped in between is caught too);
+    otherwise :class:`PathEscapesRoot`.  Errors name ``source`` (default: the path).
+    """
+    shown = path if source is None else source
+    name = os.path.basename(path.rstrip(os.sep)) or path
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise CorruptFile(shown, f"{name}: too many levels of symbolic links") from None
+        mapped = translate(shown, exc)
+        if mapped is not None:
+            raise mapped from None
+        raise CorruptFile(shown, f"{name}: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            what = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a FIFO, device or socket)"
+            raise CorruptFile(shown, f"{name} is {what}")
+        if root is not None:
+            real = os.path.realpath(path)
+            if not inside(real, root):
+                raise PathEscapesRoot(shown, f"{name}: lies outside the root (through a link)")
+            st_real = os.stat(real)
+            if (st_real.st_dev, st_real.st_ino) != (st.st_dev, st.st_ino):
+                raise PathEscapesRoot(shown, f"{name}: changed while being opened")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_confined(path: str, root: str | None = None, source: object = None, *, limit: int | None = None) -> bytes:
+    """The whole of a small local file (metadata) through :func:`open_confined`, refusing files
+    larger than ``limit`` (default: :func:`~bioimnb.core.limits.limits` ``.max_metadata_bytes``)."""
+    from .limits import limits
+
+    cap = limits().max_metadata_bytes if limit is None else limit
+    with open_confined(path, root, source) as fh:
+        data = fh.read(cap + 1)
+    if len(data) > cap:
+        name = os.path.basename(path)
+        raise CorruptFile(path if source is None else source, f"{name} is larger than {cap} bytes, too large for metadata")
+    return data
+
+
 def read_head(res: Resolved, size: int = 512) -> bytes:
     """The first ``size`` bytes of a file (fewer when the file is shorter)."""
     with storage_errors(res.url):
         if res.local:
-            with open(res.path, "rb") as fh:
+            with open_confined(res.path, res.root, res.url) as fh:
                 return fh.read(size)
         with res.fs.open(res.path, "rb", block_size=max(size, 2**16)) as fh:
             return fh.read(size)

@@ -213,7 +213,7 @@ def _options_json(options: dict[str, Any]) -> str:
 
 def provenance_record(img: MultiscaleImage, src_res: Resolved, opts: ConvertOptions) -> dict[str, Any]:
     """Where an output came from: source (no credentials), its size and mtime, tool, options, time."""
-    from ... import __version__
+    from ..version import VERSION as __version__
 
     return {
         "source": src_res.url if src_res.local else img.source,
@@ -367,7 +367,7 @@ class _Run:
             return False
 
     def _status_attrs(self, status: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        from ... import __version__
+        from ..version import VERSION as __version__
 
         d: dict[str, Any] = {"status": status, "version": __version__, "options": self.opts.recorded()}
         if extra:

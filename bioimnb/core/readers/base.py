@@ -312,5 +312,11 @@ class Backend(ABC):
         """Extra facts for ``info`` (for example an incomplete conversion)."""
         return {}
 
+    def files(self) -> list[str]:
+        """Every file or folder the image is made of (its file set), as paths on its storage:
+        the file itself, plus companions (multi-file OME-TIFF members and ``.companion.ome``,
+        MRXS data folders), or a zarr store's root folder.  Used by overwrite guards and scans."""
+        return [self.source]
+
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
