@@ -2,5 +2,6 @@
 
 from .engine import ConversionCancelled, ConversionReport, Progress, convert
 from .options import COMPRESSIONS, ConvertOptions
+from .pipeline import SourceChanged
 
-__all__ = ["COMPRESSIONS", "ConversionCancelled", "ConversionReport", "ConvertOptions", "Progress", "convert"]
+__all__ = ["COMPRESSIONS", "ConversionCancelled", "ConversionReport", "ConvertOptions", "Progress", "SourceChanged", "convert"]

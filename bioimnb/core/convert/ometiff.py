@@ -20,19 +20,19 @@ import numpy as np
 
 from ..errors import BioimnbError, CorruptFile
 from ..images import MultiscaleImage, open_image
+from ..jobs import Progress
 from ..storage import Resolved, storage_errors
-from .engine import (
-    ConversionReport,
-    Progress,
-    _bytes_stored,
-    _plane_digests,
-    _Run,
-    _source_facts,
-    _zarr_state,
-    provenance_record,
-)
 from .ngff import _channel_colors, _channel_names
 from .options import ConvertOptions
+from .pipeline import (
+    ConversionReport,
+    ZarrRun,
+    bytes_stored,
+    plane_digests,
+    provenance_record,
+    source_facts,
+    zarr_state,
+)
 from .plan import ScenePlan
 from .work import block_digest, dest_codec
 
@@ -146,7 +146,7 @@ def convert_to_ome_tiff(
         shutil.rmtree(work, ignore_errors=True)
     stage = replace(opts, to="ome-zarr", ngff="0.5", shards=None, compression="zstd", compression_level=1, overwrite=False)
     if os.path.exists(work):
-        state = _zarr_state(work, {})
+        state = zarr_state(work, {})
         if not opts.resume and not opts.overwrite:
             raise BioimnbError(dst_res.url, f"an interrupted conversion left {work}; pass resume=True (--resume) to finish it or overwrite=True to start again")
         if state is None:
@@ -157,7 +157,7 @@ def convert_to_ome_tiff(
     from ..storage import resolve
 
     work_res = resolve(work)
-    run = _Run(src_res.url, work, stage, src_opts, {}, scheduler, progress, cancel)
+    run = ZarrRun(src_res.url, work, stage, src_opts, {}, scheduler, progress, cancel)
     plans, journal, written, kept = run.run_zarr(img, work_res)
 
     root: Any = zarr.open_group(work, mode="r")
@@ -191,7 +191,8 @@ def convert_to_ome_tiff(
     tifffile.tiffcomment(partial, xml.encode("utf-8"))
     checks: list[str] = []
     if opts.verify:
-        checks = _verify_tiff(partial, plans, journal, dst_res.url)
+        rechecked = run.verify_kept(plans, journal)
+        checks = _verify_tiff(partial, plans, journal, dst_res.url, rechecked)
     if dst_res.local:
         os.replace(partial, dst_res.path)
     else:
@@ -208,9 +209,9 @@ def convert_to_ome_tiff(
         dest=dst_res.url,
         format="OME-TIFF",
         scenes=[{"index": p.index, "name": p.name, "levels": [list(s) for s in p.shapes]} for p in plans],
-        bytes_in=_source_facts(src_res)["size"],
+        bytes_in=source_facts(src_res)["size"],
         bytes_raw=raw,
-        bytes_out=_bytes_stored(dst_res),
+        bytes_out=bytes_stored(dst_res),
         seconds=time.monotonic() - start,
         checks=checks,
         resumed_blocks=kept,
@@ -218,7 +219,7 @@ def convert_to_ome_tiff(
     )
 
 
-def _verify_tiff(path: str, plans: list[ScenePlan], journal: dict[str, str], dest: str) -> list[str]:
+def _verify_tiff(path: str, plans: list[ScenePlan], journal: dict[str, str], dest: str, rechecked: int = 0) -> list[str]:
     from ome_types import from_xml
 
     out = open_image(path)
@@ -245,8 +246,9 @@ def _verify_tiff(path: str, plans: list[ScenePlan], journal: dict[str, str], des
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise CorruptFile(dest, f"output OME-XML fails schema validation ({first[:200]})") from exc
-    planes = sum(len(_plane_digests(journal, p.index)) for p in plans)
+    planes = sum(len(plane_digests(journal, p.index)) for p in plans)
+    again = f" ({rechecked} written by the interrupted run re-read from the source)" if rechecked else ""
     return [
-        f"level-0 checksums: {planes} plane(s), {compared} block(s) equal to the source",
+        f"level-0 checksums: {planes} plane(s), {compared} block(s) equal to the source{again}",
         "OME-XML validates against the OME schema (ome-types)",
     ]

@@ -20,7 +20,7 @@ from .downsample import reduce_block
 from .plan import Block
 from .shards import ChunkFiles, ShardCodec, block_codec
 
-__all__ = ["Job", "block_digest", "open_dest_array", "run_block"]
+__all__ = ["Job", "block_digest", "open_dest_array", "run_block", "source_digest", "verify_block"]
 
 _LOCK = threading.Lock()
 _SOURCES: dict[str, Any] = {}
@@ -140,6 +140,11 @@ def read_source_block(job: Job, block: Block) -> np.ndarray:
         c, s = divmod(block.c, job.samples)
         return img.read(0, t=block.t, c=c, z=block.z, y=ys, x=xs, s=s)
     return img.read(0, t=block.t, c=block.c, z=block.z, y=ys, x=xs)
+
+
+def source_digest(job: Job, block: Block) -> str:
+    """Digest of one level-0 block as the source reads now (resume and verification checks)."""
+    return block_digest(read_source_block(job, block))
 
 
 def run_block(job: Job, block: Block) -> tuple[str, str, int]:
