@@ -189,3 +189,112 @@ def ome_tiff_planes(path: Path) -> list[np.ndarray]:
             )
             tw.write(np.ascontiguousarray(data[..., ::2, ::2]), subfiletype=1, **opts)
     return truth
+
+
+OME_NS = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
+
+
+def _uuid(tag: str) -> str:
+    import uuid
+
+    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, tag)}"
+
+
+def ome_tiff_multifile(
+    folder: Path,
+    *,
+    files: int = 2,
+    planes: int = 2,
+    shape: tuple[int, int] = (100, 120),
+    members: str = "binaryonly",
+    companion: bool = False,
+    filenames: list[str] | None = None,
+    paths: list[Path] | None = None,
+    physical_size: float | None = 0.5,
+    tile: tuple[int, int] | None = (64, 64),
+    stem: str = "mf",
+) -> dict:
+    """A multi-file OME-TIFF fileset written by tifffile with hand-written OME-XML: ``files``
+    TIFFs of ``planes`` Z-planes each (uint16, zlib, tiled), together one image (Z, Y, X).
+
+    ``companion=False``: ``<stem>_0.ome.tif`` is the master holding the full OME-XML; the other
+    members hold a ``BinaryOnly`` block pointing to it (``members="binaryonly"``) or a copy of
+    the full XML with their own UUID (``members="full"``, as Bio-Formats writes them).
+    ``companion=True``: ``<stem>.companion.ome`` holds the XML and every TIFF is ``BinaryOnly``.
+    ``filenames`` overrides the ``FileName`` written for each member, ``paths`` where each is
+    written (for hostile sets).  Returns ``{"paths", "companion", "truth", "parts"}`` where
+    ``truth`` is the whole (Z, Y, X) array and ``parts[i]`` what member i holds.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    ny, nx = shape
+    names = [f"{stem}_{i}.ome.tif" for i in range(files)]
+    filenames = filenames or list(names)
+    paths = paths or [folder / n for n in names]
+    uuids = [_uuid(f"{folder}/{n}") for n in names]
+    master_uuid = _uuid(f"{folder}/{stem}.companion.ome") if companion else uuids[0]
+    parts = [RNG.integers(1, 60000, (planes, ny, nx), dtype=np.uint16) for _ in range(files)]
+    size = "" if physical_size is None else f' PhysicalSizeX="{physical_size}" PhysicalSizeY="{physical_size}"'
+    tiffdata = "".join(
+        f'<TiffData FirstZ="{i * planes}" IFD="0" PlaneCount="{planes}"><UUID FileName="{fn}">{u}</UUID></TiffData>'
+        for i, (fn, u) in enumerate(zip(filenames, uuids, strict=True))
+    )
+
+    def full(own_uuid: str) -> str:
+        return (
+            f'<?xml version="1.0" encoding="UTF-8"?><OME xmlns="{OME_NS}" UUID="{own_uuid}">'
+            f'<Image ID="Image:0" Name="{stem}"><Pixels ID="Pixels:0" DimensionOrder="XYZCT" Type="uint16" '
+            f'SizeX="{nx}" SizeY="{ny}" SizeZ="{files * planes}" SizeC="1" SizeT="1"{size}>'
+            f'<Channel ID="Channel:0:0" Name="ch0" SamplesPerPixel="1"/>{tiffdata}</Pixels></Image></OME>'
+        )
+
+    def binary_only(own_uuid: str, metadata_file: str) -> str:
+        return (
+            f'<?xml version="1.0" encoding="UTF-8"?><OME xmlns="{OME_NS}" UUID="{own_uuid}">'
+            f'<BinaryOnly MetadataFile="{metadata_file}" UUID="{master_uuid}"/></OME>'
+        )
+
+    companion_path = folder / f"{stem}.companion.ome"
+    for i, (path, data) in enumerate(zip(paths, parts, strict=True)):
+        if companion:
+            desc = binary_only(uuids[i], companion_path.name)
+        elif i == 0 or members == "full":
+            desc = full(uuids[i])
+        else:
+            desc = binary_only(uuids[i], names[0])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        opts: dict = {"tile": tile} if tile else {"rowsperstrip": 16}
+        tifffile.imwrite(path, data, compression="zlib", photometric="minisblack", metadata=None, description=desc, **opts)
+    if companion:
+        companion_path.write_text(full(master_uuid))
+    return {
+        "paths": paths,
+        "companion": companion_path if companion else None,
+        "truth": np.concatenate(parts, axis=0),
+        "parts": parts,
+    }
+
+
+def aperio_svs(path: Path, *, thumbnail: bool = True, levels: int = 3) -> dict:
+    """An Aperio-like SVS as the scanner writes it: tiled level 0, a strip thumbnail page (when
+    ``thumbnail``; without it the second page is a tiled level), tiled reduced levels, then a
+    strip label and a strip macro page (NewSubfileType 1 and 9, described "label"/"macro").
+    Returns ``{"levels", "thumbnail", "label", "macro"}`` (RGB arrays)."""
+    ny, nx = 1024, 1536
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    base = np.stack([(xx // 4) % 256, (yy // 4) % 256, (xx * 3 + yy) % 256], axis=-1).astype(np.uint8)
+    pyr = [np.ascontiguousarray(base[:: 4**k, :: 4**k]) for k in range(levels)]
+    lib = "Aperio Image Library v12.0.15 \n"
+    head = f"{lib}{nx}x{ny} [0,0 {nx}x{ny}] (256x256) JPEG/RGB Q=70|AppMag = 20|MPP = 0.4990"
+    thumb = np.ascontiguousarray(base[::8, ::8])
+    label = RNG.integers(0, 255, (80, 96, 3), dtype=np.uint8)
+    macro = RNG.integers(0, 255, (120, 300, 3), dtype=np.uint8)
+    kw = {"photometric": "rgb", "metadata": None, "compression": "zlib"}
+    with tifffile.TiffWriter(path) as tw:
+        tw.write(pyr[0], tile=(256, 256), description=head, **kw)
+        if thumbnail:
+            tw.write(thumb, description=f"{lib}{nx}x{ny} -> {thumb.shape[1]}x{thumb.shape[0]} - |AppMag = 20", rowsperstrip=16, **kw)
+        for lv in pyr[1:]:
+            tw.write(lv, tile=(256, 256), description=f"{lib}{nx}x{ny} -> {lv.shape[1]}x{lv.shape[0]} - |AppMag = 20", **kw)
+        tw.write(label, subfiletype=1, description=f"{lib}label {label.shape[1]}x{label.shape[0]}", rowsperstrip=16, **kw)
+        tw.write(macro, subfiletype=9, description=f"{lib}macro {macro.shape[1]}x{macro.shape[0]}", rowsperstrip=16, **kw)
+    return {"levels": pyr, "thumbnail": thumb if thumbnail else None, "label": label, "macro": macro}

@@ -11,17 +11,28 @@ from __future__ import annotations
 import logging
 import os
 import re
+import stat
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import tifffile
 import zarr
 
 from ..axes import AxisMap
-from ..errors import CorruptFile, UnsupportedFormat
-from ..ome import OmeImageSummary, color_hex, parse_ome_xml, summarize_ome_xml, synthesize_ome
-from ..storage import Resolved, storage_errors
+from ..errors import BioimnbError, CorruptFile, PathEscapesRoot, UnsupportedFormat
+from ..limits import limits
+from ..ome import (
+    OmeImageSummary,
+    check_xml,
+    color_hex,
+    parse_ome_xml,
+    summarize_ome_xml,
+    synthesize_ome,
+)
+from ..storage import Resolved, inside, open_confined, read_confined, storage_errors
 from .base import (
     Backend,
     Channel,
@@ -32,7 +43,7 @@ from .base import (
     default_colors,
     virtual_pyramid,
 )
-from .tiff_direct import _FD, direct_level
+from .tiff_direct import _FD, FilePool, decode_limit_error, direct_level
 
 log = logging.getLogger(__name__)
 
@@ -63,44 +74,309 @@ class _Capture(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _parse(xml: str | bytes, source: object) -> ET.Element:
+    data = check_xml(xml, source)
+    try:
+        return ET.fromstring(data)
+    except ET.ParseError as exc:
+        raise CorruptFile(source, f"invalid OME-XML metadata ({exc})") from exc
+
+
+def companion_ome_members(xml_bytes: str | bytes) -> list[str]:
+    """The ``FileName`` of every file an OME-XML document (a ``.companion.ome`` file or a
+    master OME-TIFF's XML) names in its ``TiffData/UUID`` elements, in order, each once, as
+    written (relative to the document's folder unless absolute).  Opens nothing; unsafe or
+    malformed XML gives an empty list.  For classifiers: a ``.companion.ome`` whose content is
+    OME-XML naming members is an image, opened by :func:`open_tiff_set`."""
+    try:
+        root = _parse(xml_bytes, "OME-XML")
+    except CorruptFile:
+        return []
+    if _local(root.tag) != "OME":
+        return []
+    out: list[str] = []
+    for el in root.iter():
+        name = el.get("FileName") if _local(el.tag) == "UUID" else None
+        if name and name not in out:
+            out.append(name)
+    return out
+
+
+def _member(name: str, base: str, res: Resolved, what: str = "companion file") -> tuple[str, bool]:
+    """(real path, exists) of a file an OME-XML names, relative to ``base``; refused when it
+    lies outside ``res.root`` (links resolved) or is not a regular file.  Opens nothing."""
+    real = os.path.realpath(os.path.join(base, name))
+    if res.root is not None and not inside(real, res.root):
+        raise PathEscapesRoot(res.url, f"{what} {name!r} lies outside the root")
+    try:
+        st = os.stat(real)
+    except FileNotFoundError:
+        return real, False
+    except OSError as exc:
+        raise CorruptFile(res.url, f"{what} {name!r}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise CorruptFile(res.url, f"{what} {name!r} is not a regular file")
+    return real, True
+
+
+@dataclass
+class FileSet:
+    """The files of a (multi-file) OME-TIFF, found from the OME-XML that describes it."""
+
+    xml: str
+    """The OME-XML describing the image, as written (the master's or the companion file's)."""
+    holder: str
+    """Real path of the file holding ``xml``."""
+    members: list[str] = field(default_factory=list)
+    """Real paths of the TIFF members, in the order the XML names them."""
+    missing: list[str] = field(default_factory=list)
+    """``FileName`` values of members that do not exist (their planes read as zeros)."""
+    tifffile_xml: str | None = None
+    """The XML handed to tifffile: every member's ``FileName`` made absolute after the checks,
+    the root UUID set to the opened file's own; None when tifffile can read the file as is."""
+
+
+def plan_fileset(xml: str, holder: str, opened: str, res: Resolved, *, own: bool, holder_is_tiff: bool = True) -> FileSet:
+    """Check every member an OME-XML names (inside the root, regular file) and prepare the
+    XML tifffile opens ``opened`` with.  ``own``: ``xml`` is ``opened``'s own description;
+    ``holder_is_tiff``: the file holding the XML is a TIFF (its UUID names its own planes)."""
+    root = _parse(xml, res.url)
+    base = os.path.dirname(holder)
+    root_uuid = (root.get("UUID") or "").strip() or None
+    out = FileSet(xml, holder)
+    opened_uuid: str | None = None
+    for el in root.iter():
+        if _local(el.tag) != "UUID" or el.get("FileName") is None:
+            continue
+        name = el.get("FileName") or ""
+        text = (el.text or "").strip()
+        if holder_is_tiff and root_uuid is not None and text == root_uuid:
+            real, exists = holder, True  # the UUID of the file holding the XML, whatever its name now
+        else:
+            real, exists = _member(name, base, res)
+        if real == opened and text:
+            opened_uuid = text
+        if not exists and name not in out.missing:
+            out.missing.append(name)
+        elif exists and real not in out.members:
+            out.members.append(real)
+        el.set("FileName", real)
+    if opened not in out.members:
+        out.members.insert(0, opened)
+    if own and out.members == [opened]:
+        return out  # a single-file OME-TIFF (perhaps renamed): tifffile reads it as it is
+    if opened_uuid is not None:
+        root.set("UUID", opened_uuid)
+    else:
+        root.attrib.pop("UUID", None)
+    out.tifffile_xml = ET.tostring(root, encoding="unicode")
+    return out
+
+
+def _xml_of(real: str, res: Resolved) -> tuple[str, bool]:
+    """(the OME-XML held by a master TIFF (its first ImageDescription) or a companion file,
+    whether that file is a TIFF)."""
+    with open_confined(real, res.root, res.url) as fh:
+        head = fh.read(4)
+        if head not in _TIFF_MAGIC:
+            fh.close()
+            return read_confined(real, res.root, res.url).decode("utf-8", errors="replace"), False
+        fh.seek(0)
+        try:
+            with tifffile.TiffFile(fh, name=os.path.basename(real)) as t:
+                return t.pages.first.description or "", True
+        except (tifffile.TiffFileError, ValueError, IndexError, KeyError, struct_error()) as exc:
+            raise CorruptFile(res.url, f"metadata file {os.path.basename(real)!r} is not a valid TIFF ({exc})") from exc
+
+
+def _binary_only(desc: str, opened: str, res: Resolved) -> tuple[str, str, bool] | None:
+    """For a ``BinaryOnly`` member: (the set's OME-XML, the real path of the file holding it,
+    whether that file is a TIFF)."""
+    if "BinaryOnly" not in desc[:65536]:
+        return None
+    try:
+        root = _parse(desc, res.url)
+    except CorruptFile:
+        return None
+    block = next((el for el in root if _local(el.tag) == "BinaryOnly"), None)
+    name = block.get("MetadataFile") if block is not None else None
+    if not name:
+        return None
+    real, exists = _member(name, os.path.dirname(opened), res, "metadata file")
+    if not exists:
+        raise CorruptFile(res.url, f"metadata file {name!r} of this BinaryOnly OME-TIFF does not exist")
+    if real == opened:
+        return None
+    xml, is_tiff = _xml_of(real, res)
+    if not xml.rstrip().endswith("OME>") or "BinaryOnly" in xml[:65536]:
+        raise CorruptFile(res.url, f"metadata file {name!r} holds no OME-XML")
+    return xml, real, is_tiff
+
+
+class _Guarded:
+    """A zarr view whose every chunk read first checks the decode limit (read time, so a
+    limit changed with ``configure`` applies)."""
+
+    def __init__(self, arr: Any, segment_bytes: int, kind: str, source: object) -> None:
+        self.arr = arr
+        self.shape = arr.shape
+        self.dtype = arr.dtype
+        self.ndim = arr.ndim
+        self.chunks = arr.chunks
+        self.segment_bytes = segment_bytes
+        self.kind = kind
+        self.source = source
+
+    def __getitem__(self, key: Any) -> Any:
+        if self.segment_bytes > limits().max_decode_bytes:
+            raise decode_limit_error(self.source, self.kind, self.segment_bytes)
+        return self.arr[key]
+
+
+def _aperio_name(page: Any) -> str | None:
+    lines = (page.description or "").splitlines()
+    words = lines[1].split() if len(lines) > 1 else []
+    return words[0].lower() if words else None
+
+
 class TiffBackend(Backend):
     reader_name = "tifffile"
 
-    def __init__(self, res: Resolved, size: int) -> None:
+    def __init__(self, res: Resolved, size: int, *, tiff_path: str | None = None, preset: FileSet | None = None) -> None:
+        """``tiff_path``: the TIFF to open when it is not ``res.path`` (a set opened from its
+        ``.companion.ome`` file); ``preset``: that set's XML, already read."""
         super().__init__(res.url)
         self.res = res
         self.size = size
+        self._fh: Any = None
+        self._master_fh: BinaryIO | None = None
+        self._pool: FilePool | None = None
+        self.fileset: FileSet | None = preset
+        self._companion: str | None = res.path if preset is not None else None
+        self._warnings: list[str] = []
         capture = _Capture()
         tlog = logging.getLogger("tifffile")
         tlog.addHandler(capture)
         try:
             with storage_errors(res.url):
                 if res.local:
-                    self._fh: Any = None
-                    self.tif = tifffile.TiffFile(res.path)
+                    self.tif = self._open_local(tiff_path or res.path)
+                    self._xml: str | None = self.fileset.xml if self.fileset else self.tif.ome_metadata
                 else:
                     self._fh = res.fs.open(res.path, "rb", block_size=2**18, cache_type="readahead")
                     self.tif = tifffile.TiffFile(self._fh, name=res.name)
+                    self._xml = self.tif.ome_metadata if self.tif.is_ome else None
                 series = list(self.tif.series)
+        except BioimnbError:
+            self._close_files()
+            raise
         except tifffile.TiffFileError as exc:
+            self._close_files()
             raise CorruptFile(res.url, f"not a valid TIFF file ({exc})") from exc
         except (ValueError, IndexError, KeyError, struct_error()) as exc:
+            self._close_files()
             raise CorruptFile(res.url, f"malformed TIFF structure ({type(exc).__name__}: {exc})") from exc
+        except BaseException:
+            self._close_files()
+            raise
         finally:
             tlog.removeHandler(capture)
         self._log = capture.messages
+        if self.fileset and self.fileset.missing:
+            shown = ", ".join(repr(n) for n in self.fileset.missing[:5])
+            self._warnings.append(f"member file(s) {shown} of this OME-TIFF set are missing; their planes read as zeros")
         self._fd: _FD | None = None
-        self._warnings: list[str] = []
-        self.series = [s for s in series if (s.name or "").strip().lower() not in _ASSOCIATED or s is series[0]]
-        self.associated = {
-            (s.name or f"image{i}").strip().lower(): s
-            for i, s in enumerate(series)
-            if s not in self.series
-        }
-        if not self.series:
-            raise CorruptFile(res.url, "TIFF holds no image data")
-        self._check_integrity()
         self.format_name = self._format_name()
+        self._associated: dict[str, Any] = {}
+        svs = self._svs_series() if self.format_name == "SVS" else None
+        if svs is not None:
+            self.series, self._associated = svs
+        else:
+            self.series = [s for s in series if (s.name or "").strip().lower() not in _ASSOCIATED or s is series[0]]
+            self._associated = {
+                (s.name or f"image{i}").strip().lower(): s for i, s in enumerate(series) if s not in self.series
+            }
+        if not self.series:
+            self._close_files()
+            raise CorruptFile(res.url, "TIFF holds no image data")
+        try:
+            self._check_integrity()
+        except BaseException:
+            self._close_files()
+            raise
+
+    def _open_local(self, path: str) -> Any:
+        """Open the TIFF at ``path`` confined (regular file, inside the root; never blocks on a
+        FIFO) and, for an OME-TIFF naming other files, check them all before tifffile opens any."""
+        self._master_fh = open_confined(path, self.res.root, self.res.url)
+        name = os.path.basename(path)
+        opened = os.path.realpath(path)
+        tif = tifffile.TiffFile(self._master_fh, name=name)
+        fs = self.fileset
+        if fs is None and tif.is_ome:
+            desc = tif.pages.first.description or ""
+            if "FileName" in desc or "BinaryOnly" in desc[:65536]:
+                other = _binary_only(desc, opened, self.res)
+                if other is not None:
+                    xml, holder, holder_tiff = other
+                    if not holder_tiff:
+                        self._companion = holder
+                    fs = plan_fileset(xml, holder, opened, self.res, own=False, holder_is_tiff=holder_tiff)
+                else:
+                    fs = plan_fileset(desc, opened, opened, self.res, own=True)
+        elif fs is not None:
+            fs = plan_fileset(fs.xml, fs.holder, opened, self.res, own=False, holder_is_tiff=False)
+        self.fileset = fs
+        if fs is not None and fs.tifffile_xml is not None:
+            tif.close()
+            self._master_fh.seek(0)  # tifffile takes a stream's current position as the file's start
+            tif = tifffile.TiffFile(self._master_fh, name=name, omexml=fs.tifffile_xml)
+        return tif
+
+    def _close_files(self) -> None:
+        for closer in (
+            lambda: self.tif.close() if hasattr(self, "tif") else None,
+            lambda: self._fh.close() if self._fh is not None else None,
+            lambda: self._pool.close() if self._pool is not None else None,
+            lambda: self._master_fh.close() if self._master_fh is not None else None,
+        ):
+            try:
+                closer()
+            except Exception:  # noqa: BLE001 - closing must not mask the real error
+                log.debug("close failed", exc_info=True)
+
+    def _svs_series(self) -> tuple[list[Any], dict[str, Any]] | None:
+        """Levels and associated images of an Aperio SVS, counted as OpenSlide counts them:
+        every tiled page is a pyramid level; of the others, page 1 is the thumbnail and the rest
+        are named by the first word of their description's second line ("label", "macro")."""
+        try:
+            pages = [self.tif.pages[i] for i in range(len(self.tif.pages))]
+        except (IndexError, ValueError, KeyError):
+            return None
+        tiled = [p for p in pages if getattr(p, "is_tiled", False)]
+        if not tiled or pages[0] is not tiled[0]:
+            return None
+        widths = [int(p.imagewidth) for p in tiled]
+        if any(b >= a for a, b in zip(widths, widths[1:], strict=False)):
+            return None  # focal planes or an unusual order: keep tifffile's grouping
+        base = tifffile.TiffPageSeries([tiled[0]], tiled[0].shape, tiled[0].dtype, tiled[0].axes, name="Baseline", kind="svs")
+        for p in tiled[1:]:
+            base.levels.append(tifffile.TiffPageSeries([p], p.shape, p.dtype, p.axes, name="Resolution", kind="svs"))
+        associated: dict[str, Any] = {}
+        for i, p in enumerate(pages):
+            if getattr(p, "is_tiled", False):
+                continue
+            name = "thumbnail" if i == 1 else _aperio_name(p)
+            if name and name not in associated:
+                associated[name] = tifffile.TiffPageSeries([p], p.shape, p.dtype, p.axes, name=name, kind="svs")
+        return [base], associated
 
     # -- facts about the file -------------------------------------------------------------
     def _format_name(self) -> str:
@@ -120,10 +396,10 @@ class TiffBackend(Backend):
         return "TIFF"
 
     def _check_integrity(self) -> None:
-        if self.size <= 0:
-            return
-        end = 0
+        """Declared sizes are plausible and the first and last page of every level lie inside
+        the file they live in (each member of a multi-file set has its own size)."""
         for s in self.series:
+            check_declared_size(self.res.url, tuple(s.shape), s.dtype)
             for lvl in s.levels:
                 pages = lvl.pages
                 seen: set[int] = set()
@@ -131,16 +407,21 @@ class TiffBackend(Backend):
                     if p is None or id(p) in seen:
                         continue
                     seen.add(id(p))
+                    parent = getattr(p, "parent", None)
+                    if parent is None or parent is self.tif:
+                        fsize, fname = self.size, "the file"
+                    else:
+                        fsize, fname = int(parent.filehandle.size), f"member {parent.filehandle.name!r}"
+                    if fsize <= 0:
+                        continue
                     offsets = np.asarray(getattr(p, "dataoffsets", ()) or (), dtype=np.uint64)
                     counts = np.asarray(getattr(p, "databytecounts", ()) or (), dtype=np.uint64)
                     if offsets.size and offsets.size == counts.size:
-                        end = max(end, int((offsets + counts).max()))
-            check_declared_size(self.res.url, tuple(s.shape), s.dtype)
-        if end > self.size:
-            raise CorruptFile(
-                self.res.url,
-                f"truncated: image data runs to byte {end} but the file has {self.size} bytes",
-            )
+                        end = int((offsets + counts).max())
+                        if end > fsize:
+                            raise CorruptFile(
+                                self.res.url, f"truncated: image data runs to byte {end} but {fname} has {fsize} bytes"
+                            )
         for message in self._log:
             low = message.lower()
             if "offset" in low and ("invalid" in low or "out of range" in low or "beyond" in low):
@@ -149,11 +430,13 @@ class TiffBackend(Backend):
     @cached_property
     def _summary(self) -> list[OmeImageSummary] | None:
         """The OME-XML's images (names, sizes, channels), or None without usable OME-XML."""
-        xml = self.tif.ome_metadata if self.tif.is_ome else None
+        xml = self._xml
         if not xml:
             return None
         try:
-            return summarize_ome_xml(xml, self.res.url)
+            # An XML without images (a BinaryOnly block whose set could not be used) describes
+            # nothing here: sizes and channels then come from the TIFF itself, never defaults.
+            return summarize_ome_xml(xml, self.res.url) or None
         except CorruptFile as exc:
             log.warning("%s", exc)
             self._warnings.append(f"OME-XML not used: {exc.reason}; pixels are read, metadata is synthesised")
@@ -165,7 +448,7 @@ class TiffBackend(Backend):
         if self._summary is None:
             return None
         try:
-            return parse_ome_xml(self.tif.ome_metadata or "", self.res.url)
+            return parse_ome_xml(self._xml or "", self.res.url)
         except CorruptFile as exc:
             log.warning("%s", exc)
             self._warnings.append(f"OME-XML not used: {exc.reason}; metadata is synthesised")
@@ -173,10 +456,54 @@ class TiffBackend(Backend):
 
     def status(self) -> dict[str, Any]:
         self._summary  # noqa: B018 - read now so that a refused OME-XML is reported
-        return {"warnings": list(self._warnings)} if self._warnings else {}
+        out: dict[str, Any] = {}
+        if self._warnings:
+            out["warnings"] = list(self._warnings)
+        if self._associated:
+            out["associated"] = list(self._associated)
+        return out
 
     def ome_xml(self) -> str | None:
-        return self.tif.ome_metadata if self.tif.is_ome else None
+        return self._xml
+
+    def files(self) -> list[str]:
+        """The opened file, then every other member of its OME-TIFF set and the
+        ``.companion.ome`` file describing it (real paths)."""
+        out = [self.source]
+        if not self.res.local:
+            return out
+        seen = {os.path.realpath(self.res.path)}
+        extra = list(self.fileset.members) if self.fileset else []
+        if self._companion:
+            extra.append(self._companion)
+        for path in extra:
+            real = os.path.realpath(path)
+            if real not in seen:
+                seen.add(real)
+                out.append(real)
+        return out
+
+    def associated_names(self) -> list[str]:
+        """Names of the associated images (thumbnail, label, macro, ...): not levels, not scenes."""
+        return list(self._associated)
+
+    def associated(self, name: str) -> np.ndarray:
+        """An associated image as a (Y, X, 3) uint8 RGB array."""
+        series = self._associated.get(name)
+        if series is None:
+            shown = ", ".join(repr(n) for n in self._associated) or "none"
+            raise BioimnbError(self.source, f"no associated image {name!r}; associated images: {shown}")
+        nbytes = int(np.prod(series.shape, dtype=np.int64)) * np.dtype(series.dtype).itemsize
+        if nbytes > limits().max_decode_bytes:
+            raise decode_limit_error(self.source, "associated image", nbytes)
+        try:
+            with storage_errors(self.source):
+                arr = np.asarray(series.asarray())
+        except BioimnbError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - codec errors of a damaged page
+            raise CorruptFile(self.source, f"cannot read associated image {name!r} ({type(exc).__name__}: {exc})") from exc
+        return _as_rgb8(arr)
 
     @property
     def scene_names(self) -> list[str]:
@@ -209,15 +536,17 @@ class TiffBackend(Backend):
                 shape=tuple(lv.shape),
             )
             return mm, None
-        if self.res.local and os.environ.get("BIOIMNB_TIFF_READER", "direct") == "direct":
-            if self._fd is None:
-                self._fd = _FD(self.res.path)
-            direct = direct_level(lv, self._fd)
+        if self.res.local and self._master_fh is not None and os.environ.get("BIOIMNB_TIFF_READER", "direct") == "direct":
+            if self._pool is None:
+                self._pool = FilePool(self.tif, _FD(self._master_fh), self.res.root, self.res.url)
+            direct = direct_level(lv, self._pool, self.res.url)
             if direct is not None:
                 return direct, direct.chunks
-        store = self.tif.aszarr(series=series_index, level=level)
+        store = s.aszarr(level=level)
         arr = zarr.open_array(store, mode="r")
-        return arr, tuple(arr.chunks)
+        kf = lv.keyframe
+        segment = int(np.prod(kf.chunks, dtype=np.int64)) * np.dtype(lv.dtype).itemsize
+        return _Guarded(arr, segment, "tile" if kf.is_tiled else "strip", self.res.url), tuple(arr.chunks)
 
     def _load_scene(self, index: int) -> SceneData:
         s = self.series[index]
@@ -331,13 +660,7 @@ class TiffBackend(Backend):
         return PhysicalSize(mpp, mpp, None)
 
     def close(self) -> None:
-        try:
-            self.tif.close()
-        finally:
-            if self._fh is not None:
-                self._fh.close()
-            if self._fd is not None:
-                self._fd.close()
+        self._close_files()
 
 
 def _ome_len(value: Any, unit: Any) -> float | None:
@@ -354,6 +677,21 @@ def struct_error() -> type[Exception]:
     return struct.error
 
 
+def _as_rgb8(arr: np.ndarray) -> np.ndarray:
+    a = np.squeeze(arr)
+    if a.ndim == 3 and a.shape[0] in (3, 4) and a.shape[-1] not in (3, 4):
+        a = np.moveaxis(a, 0, -1)
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=-1)
+    if a.ndim != 3 or a.shape[-1] < 3:
+        a = np.repeat(a.reshape(a.shape[0], -1)[..., :1], 3, axis=-1) if a.ndim >= 2 else np.zeros((1, 1, 3), np.uint8)
+    a = a[..., :3]
+    if a.dtype != np.uint8:
+        lo, hi = float(a.min()), float(a.max())
+        a = np.zeros(a.shape, np.uint8) if hi <= lo else ((a.astype(np.float64) - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+    return np.ascontiguousarray(a)
+
+
 def open_tiff(res: Resolved, size: int) -> TiffBackend:
     if size == 0:
         raise CorruptFile(res.url, "file is empty (0 bytes)")
@@ -365,4 +703,31 @@ def open_tiff(res: Resolved, size: int) -> TiffBackend:
         raise CorruptFile(res.url, "declares sizes too large to read") from exc
 
 
-__all__ = ["TiffBackend", "open_tiff"]
+def open_tiff_set(res: Resolved) -> TiffBackend:
+    """A multi-file OME-TIFF opened from its ``.companion.ome`` file (OME-XML naming the TIFF
+    members): the whole set, as from any of its members.  Local files only."""
+    if not res.local:
+        raise UnsupportedFormat(res.url, "OME-TIFF sets described by a .companion.ome file are read from local storage only")
+    with storage_errors(res.url):
+        xml = read_confined(res.path, res.root, res.url).decode("utf-8", errors="replace")
+    holder = os.path.realpath(res.path)
+    root = _parse(xml, res.url)
+    if _local(root.tag) != "OME":
+        raise CorruptFile(res.url, f"not OME-XML (root element is <{_local(root.tag)}>)")
+    names = companion_ome_members(xml)
+    first = None
+    for name in names:
+        real, exists = _member(name, os.path.dirname(holder), res)
+        if exists:
+            first = real
+            break
+    if first is None:
+        shown = ", ".join(repr(n) for n in names[:3]) or "none"
+        raise CorruptFile(res.url, f"none of the TIFF files this companion file names exists ({shown})")
+    try:
+        return TiffBackend(res, os.stat(first).st_size, tiff_path=first, preset=FileSet(xml, holder))
+    except MemoryError as exc:
+        raise CorruptFile(res.url, "declares sizes too large to read") from exc
+
+
+__all__ = ["FileSet", "TiffBackend", "companion_ome_members", "open_tiff", "open_tiff_set", "plan_fileset"]

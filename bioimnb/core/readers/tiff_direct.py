@@ -14,22 +14,46 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from typing import Any
+import zlib
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO
 
 import numpy as np
 
-__all__ = ["DirectTiffLevel", "direct_level"]
+from ..errors import CorruptFile
+from ..limits import limits
+from ..storage import open_confined
+
+__all__ = ["DirectTiffLevel", "FilePool", "decode_limit_error", "direct_level"]
 
 # Compression codes whose segments decode independently with TiffPage.decode.
 _SAFE_COMPRESSION = {1, 5, 7, 8, 32946, 50000, 50001, 34887, 34925, 34933, 34934}
+# Codecs a strip larger than the decode limit can still be read from, a band of rows at a time.
+_ROW_STREAMABLE = {1, 8, 32946}
+
+
+def decode_limit_error(source: object, kind: str, nbytes: int) -> CorruptFile:
+    return CorruptFile(
+        source, f"a {kind} of {nbytes} bytes exceeds the decode limit of {limits().max_decode_bytes} bytes"
+    )
 
 
 class _FD:
-    """One read-only descriptor per file, shared by its levels; closed with the backend."""
+    """One read-only descriptor per file, shared by its levels; closed with the backend.
 
-    def __init__(self, path: str) -> None:
-        self.fd = os.open(path, os.O_RDONLY)
+    Made from a file opened with :func:`~bioimnb.core.storage.open_confined` (a regular file,
+    inside the root), so reads never block on a FIFO nor reach a file a link swapped in later.
+    """
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self.fh = fh
+        self.fd = fh.fileno()
+        self.size = os.fstat(self.fd).st_size
         self.lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: str, root: str | None = None, source: object = None) -> _FD:
+        return cls(open_confined(path, root, source))
 
     def pread(self, offset: int, count: int) -> bytes:
         return os.pread(self.fd, count, offset)
@@ -37,11 +61,45 @@ class _FD:
     def close(self) -> None:
         with self.lock:
             if self.fd >= 0:
-                os.close(self.fd)
+                self.fh.close()
                 self.fd = -1
 
 
-def direct_level(level_series: Any, fd: _FD) -> DirectTiffLevel | None:
+class FilePool:
+    """The descriptors of every file a (multi-file) TIFF's pages live in, by tifffile parent.
+
+    The master's pages read through ``master``; a companion member's pages through its own
+    file, opened confined to ``root`` on first use (its path is the one tifffile opened, which
+    the TIFF reader has already checked lies inside the root)."""
+
+    def __init__(self, master_tif: Any, master: _FD, root: str | None, source: object) -> None:
+        self.master_tif = master_tif
+        self.root = root
+        self.source = source
+        self._fds: dict[int, _FD] = {id(master_tif): master}
+        self._keep: list[Any] = [master_tif]
+        self._lock = threading.Lock()
+
+    def for_page(self, page: Any) -> _FD:
+        parent = page.parent
+        fd = self._fds.get(id(parent))
+        if fd is not None:
+            return fd
+        with self._lock:
+            fd = self._fds.get(id(parent))
+            if fd is None:
+                fd = _FD.open(parent.filehandle.path, self.root, self.source)
+                self._fds[id(parent)] = fd
+                self._keep.append(parent)  # keeps id(parent) unique while the pool lives
+            return fd
+
+    def close(self) -> None:
+        with self._lock:
+            for fd in self._fds.values():
+                fd.close()
+
+
+def direct_level(level_series: Any, pool: FilePool, source: object = None) -> DirectTiffLevel | None:
     """A direct reader for a tifffile level, or None when its layout needs the zarr view."""
     kf = level_series.keyframe
     axes = level_series.axes
@@ -64,15 +122,33 @@ def direct_level(level_series: Any, fd: _FD) -> DirectTiffLevel | None:
         return None
     if getattr(kf, "jpegheader", None) or getattr(kf, "is_ndpi", False):
         return None
-    return DirectTiffLevel(level_series, fd, lead, chunks, chunked, samples)
+    return DirectTiffLevel(level_series, pool, lead, chunks, chunked, samples, source)
 
 
 class DirectTiffLevel:
-    """A TIFF level as an array-like over its native axes (``lead... Y X [S]``)."""
+    """A TIFF level as an array-like over its native axes (``lead... Y X [S]``).
 
-    def __init__(self, series: Any, fd: _FD, lead: tuple[int, ...], chunks: tuple[int, ...], chunked: tuple[int, ...], samples: int) -> None:
+    Each page is read from the file it lives in (multi-file OME-TIFF members included).  A tile
+    or strip is decoded only if its declared decoded size is within
+    :func:`~bioimnb.core.limits.limits` ``.max_decode_bytes``, into a buffer of that size (the
+    codecs get ``out=``), so a stream that lies about its length cannot grow past it.  Larger
+    uncompressed or deflate strips are read a band of rows at a time instead; other codecs are
+    refused with a one-line error.
+    """
+
+    def __init__(
+        self,
+        series: Any,
+        pool: FilePool | _FD,
+        lead: tuple[int, ...],
+        chunks: tuple[int, ...],
+        chunked: tuple[int, ...],
+        samples: int,
+        source: object = None,
+    ) -> None:
         self.series = series
-        self.fd = fd
+        self._fd_for: Callable[[Any], _FD] = pool.for_page if isinstance(pool, FilePool) else (lambda page: pool)
+        self.source = source
         self.lead = lead
         self.keyframe = series.keyframe
         self.samples = samples
@@ -83,6 +159,17 @@ class DirectTiffLevel:
         self.grid = chunked[:2]
         self.chunks = (1,) * len(lead) + self.tile + ((samples,) if samples > 1 else ())
         self.jpegtables = getattr(self.keyframe, "jpegtables", None)
+        kf = self.keyframe
+        self.kind = "tile" if kf.is_tiled else "strip"
+        self.segment_bytes = int(self.tile[0]) * int(self.tile[1]) * samples * self.dtype.itemsize
+        self.file_dtype = self.dtype.newbyteorder(kf.parent.byteorder) if self.dtype.itemsize > 1 else self.dtype
+        self.streamable = (
+            not kf.is_tiled
+            and int(kf.compression) in _ROW_STREAMABLE
+            and int(kf.fillorder) == 1
+            and (int(kf.predictor) == 1 or (int(kf.predictor) == 2 and self.dtype.kind in "iu"))
+            and int(kf.bitspersample) == 8 * self.dtype.itemsize
+        )
         self._pages = series.pages
         self._page_lock = threading.Lock()
 
@@ -90,24 +177,104 @@ class DirectTiffLevel:
         with self._page_lock:  # tifffile loads frames lazily and is not thread-safe doing so
             return self._pages[index]
 
-    def _segment(self, page: Any, index: int) -> np.ndarray:
-        """Decoded tile/strip ``index`` of ``page`` as (h, w, s), cropped to the image."""
+    def _truncated(self, fd: _FD, end: int) -> CorruptFile:
+        return CorruptFile(
+            self.source, f"truncated: a {self.kind} runs to byte {end} but its file has {fd.size} bytes"
+        )
+
+    def _segment(self, page: Any, index: int, rows: slice) -> np.ndarray:
+        """Rows ``rows`` of decoded tile/strip ``index`` of ``page`` as (n, w, s), cropped to the image."""
         th, tw = self.tile
         ny, nx = self.grid
         h, w = self.shape[len(self.lead)], self.shape[len(self.lead) + 1]
         r, c = divmod(index, nx)
         hh, ww = min(th, h - r * th), min(tw, w - c * tw)
+        wanted = range(*rows.indices(hh))
         offset = int(page.dataoffsets[index])
         count = int(page.databytecounts[index])
         if count == 0 or offset == 0:
-            return np.zeros((hh, ww, self.samples), self.dtype)
-        data = self.fd.pread(offset, count)
+            return np.zeros((len(wanted), ww, self.samples), self.dtype)
+        fd = self._fd_for(page)
+        if offset < 0 or count < 0 or offset + count > fd.size:
+            raise self._truncated(fd, offset + count)
+        cap = limits().max_decode_bytes
+        if self.segment_bytes > cap or count > cap:
+            if self.streamable and ww * self.samples * self.dtype.itemsize <= cap:
+                return self._rows(fd, offset, count, wanted, ww)
+            raise decode_limit_error(self.source, self.kind, max(self.segment_bytes, count))
+        data = fd.pread(offset, count)
         if len(data) < count:
-            raise OSError(f"file ends inside image data (segment {index} of a page)")
+            raise self._truncated(fd, offset + count)
         kwargs = {"jpegtables": self.jpegtables} if self.jpegtables else {}
-        seg, _, _ = self.keyframe.decode(data, index, **kwargs)
-        seg = np.asarray(seg).reshape(-1, seg.shape[-3], seg.shape[-2], seg.shape[-1])[0]
-        return seg[:hh, :ww]
+        try:
+            seg, _, _ = self.keyframe.decode(data, index, **kwargs)
+            seg = np.asarray(seg).reshape(-1, seg.shape[-3], seg.shape[-2], seg.shape[-1])[0]
+        except Exception as exc:  # noqa: BLE001 - every codec has its own error types
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise CorruptFile(self.source, f"cannot decode a {self.kind} ({type(exc).__name__}: {first[:200]})") from exc
+        return seg[:hh, :ww][rows]
+
+    def _rows(self, fd: _FD, offset: int, count: int, wanted: range, width: int) -> np.ndarray:
+        """Selected rows of a strip too large to decode whole: read (uncompressed) or inflated
+        (deflate) as a stream, keeping only the rows asked for; memory follows the output."""
+        rowbytes = width * self.samples * self.dtype.itemsize
+        out = np.empty((len(wanted), width, self.samples), self.file_dtype)
+        flat = out.reshape(len(wanted), rowbytes // self.dtype.itemsize).view(np.uint8)
+        if not len(wanted):
+            return out.astype(self.dtype)
+        compression = int(self.keyframe.compression)
+        if compression == 1:
+            for i, row in enumerate(wanted):
+                start = offset + row * rowbytes
+                data = fd.pread(start, rowbytes) if row * rowbytes + rowbytes <= count else b""
+                if len(data) < rowbytes:
+                    raise self._truncated(fd, start + rowbytes)
+                flat[i] = np.frombuffer(data, np.uint8)
+        else:
+            self._inflate_rows(fd, offset, count, wanted, rowbytes, flat)
+        result = out.astype(self.dtype, copy=False)
+        if int(self.keyframe.predictor) == 2:
+            np.cumsum(result, axis=1, dtype=self.dtype, out=result)
+        return result
+
+    def _inflate_rows(self, fd: _FD, offset: int, count: int, wanted: range, rowbytes: int, flat: np.ndarray) -> None:
+        def decoded() -> Iterator[bytes]:
+            inflater = zlib.decompressobj()
+            src, end = offset, offset + count
+            while not inflater.eof:
+                if inflater.unconsumed_tail:
+                    chunk = inflater.unconsumed_tail
+                elif src < end:
+                    chunk = fd.pread(src, min(1 << 20, end - src))
+                    if not chunk:
+                        raise self._truncated(fd, end)
+                    src += len(chunk)
+                else:
+                    return
+                try:
+                    yield inflater.decompress(chunk, 1 << 22)
+                except zlib.error as exc:
+                    raise CorruptFile(self.source, f"cannot decode a {self.kind} (zlib: {exc})") from exc
+
+        stream = decoded()
+        window = bytearray()
+        pos = 0  # position of window[0] in the decoded stream
+        for i, row in enumerate(wanted):
+            lo, hi = row * rowbytes, (row + 1) * rowbytes
+            while pos + len(window) < hi:
+                piece = next(stream, None)
+                if piece is None:
+                    raise CorruptFile(self.source, f"a {self.kind} decodes to fewer bytes than it declares")
+                window += piece
+                cut = min(len(window), lo - pos)  # rows before the wanted one are not kept
+                if cut > 0:
+                    del window[:cut]
+                    pos += cut
+            cut = lo - pos
+            if cut > 0:
+                del window[:cut]
+                pos += cut
+            flat[i] = np.frombuffer(window, np.uint8, count=rowbytes)
 
     def __getitem__(self, key: Any) -> np.ndarray:
         if not isinstance(key, tuple):
@@ -145,8 +312,8 @@ class DirectTiffLevel:
             target = out[lead_pos]
             for r, yout, yseg in yparts:
                 for c, xout, xseg in xparts:
-                    seg = self._segment(page, r * nx + c)
-                    target[yout, xout] = seg[yseg, xseg]
+                    seg = self._segment(page, r * nx + c, yseg)
+                    target[yout, xout] = seg[:, xseg]
         if self.samples > 1:
             assert s_pick is not None
             out = out[..., s_pick]
