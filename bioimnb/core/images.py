@@ -8,25 +8,20 @@ strips, zarr chunks, CZI subblocks) the request touches.
 from __future__ import annotations
 
 import os
-import stat
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import BioimnbError, CorruptFile, SourceNotFound, UnsupportedFormat
-from .formats import format_for_name, sniff, zarr_like_name
+from .errors import BioimnbError, CorruptFile, UnsupportedFormat
 from .readers.base import Backend, Channel, PhysicalSize, SceneData
-from .storage import Resolved, read_head, resolve, storage_errors
+from .storage import Resolved, resolve, storage_errors
 
 if TYPE_CHECKING:  # pragma: no cover
     import dask.array as da
     from ome_types import OME
 
 __all__ = ["MultiscaleImage", "PhysicalSize", "Channel", "open_image"]
-
-_SNIFF_TO_BIOIO = {"nd2": "ND2", "lif": "LIF", "dv": "DeltaVision", "png": "PNG", "jpeg": "JPEG"}
-
 
 class MultiscaleImage:
     """One scene of an opened image, as a pyramid of lazy arrays in TCZYX(S) order.
@@ -258,88 +253,39 @@ class MultiscaleImage:
             return f"<MultiscaleImage {self.source!r}>"
 
 
-def _stat(res: Resolved) -> tuple[bool, int]:
-    """(is a directory, size in bytes)."""
-    if res.local:
-        try:
-            st = os.stat(res.path)
-        except FileNotFoundError as exc:
-            raise SourceNotFound(res.url, "no such file or directory") from exc
-        except PermissionError as exc:
-            raise BioimnbError(res.url, "permission denied") from exc
-        if stat.S_ISDIR(st.st_mode):
-            return True, 0
-        if not os.access(res.path, os.R_OK):
-            from .errors import AccessDenied
-
-            raise AccessDenied(res.url, "permission denied")
-        return False, st.st_size
-    with storage_errors(res.url):
-        try:
-            info = res.fs.info(res.path)
-        except FileNotFoundError:
-            if zarr_like_name(res.path):
-                return True, 0  # object stores and HTTP have no directory entries to stat
-            raise
-    is_dir = info.get("type") == "directory"
-    return is_dir, int(info.get("size") or 0)
-
-
-def _remote_zarr_markers(res: Resolved) -> bool:
-    """An HTTP 'file' that is really a folder index of a zarr hierarchy."""
-    if sniff(read_head(res, 512)) != "text":
-        return False
-    base = res.path.rstrip("/")
-    with storage_errors(res.url):
-        return any(res.fs.exists(f"{base}/{m}") for m in ("zarr.json", ".zattrs", ".zgroup"))
-
-
 def _open_backend(res: Resolved) -> Backend:
-    name = res.name
-    if not res.local and zarr_like_name(name):
-        # Object stores and HTTP servers have no real folders: a *.zarr URL is a hierarchy.
-        is_dir, size = True, 0
-    else:
-        is_dir, size = _stat(res)
-    if not is_dir and not res.local and size < 2**20 and _remote_zarr_markers(res):
-        is_dir = True
-    if is_dir:
-        from .readers.zarr_ngff import open_zarr
+    """Ask the classification what the source is, then the registry's reader to open it."""
+    from .classify import classify_resolved
+    from .registry import format_by_name, reader_for
 
-        if res.local and not zarr_like_name(name):
-            markers = ("zarr.json", ".zgroup", ".zarray", ".zattrs")
-            if not any(os.path.exists(os.path.join(res.path, m)) for m in markers):
-                raise UnsupportedFormat(res.url, "is a folder, not an image (list it with `bioimnb ls`)")
-        return open_zarr(res)
-    fmt = format_for_name(name)
-    if size == 0:
-        raise CorruptFile(res.url, "file is empty (0 bytes)")
-    if fmt is not None and fmt.family == "slide":
-        from .readers.slide import OpenSlideBackend
+    found = classify_resolved(res)
+    if found.kind == "folder":
+        if found.format == "zarr group":
+            raise UnsupportedFormat(
+                res.url, "zarr group without OME-Zarr metadata (no multiscales, plate or bioformats2raw.layout)"
+            )
+        raise UnsupportedFormat(res.url, "is a folder, not an image (list it with `bioimnb ls`)")
+    if found.kind == "file":
+        if found.error:
+            raise CorruptFile(res.url, found.error)
+        raise UnsupportedFormat(res.url, f"unsupported format (bioimnb reads {_readable_formats()})")
+    if found.error:
+        if found.error.startswith("HDF5"):
+            raise UnsupportedFormat(res.url, found.error)
+        raise CorruptFile(res.url, found.error)
+    fmt = format_by_name(found.format or "")
+    if fmt is None and found.is_dir:
+        fmt = format_by_name("OME-Zarr")
+    if fmt is None:  # pragma: no cover - the classification only names registered formats
+        raise UnsupportedFormat(res.url, f"no reader for {found.format}")
+    return reader_for(fmt).open(res, fmt, found.size or 0)
 
-        return OpenSlideBackend(res, fmt.name)
-    head = read_head(res, 512)
-    kind = sniff(head)
-    if kind == "tiff":
-        from .readers.tiff import open_tiff
 
-        return open_tiff(res, size)
-    if kind == "czi":
-        from .readers.bioio_formats import open_czi
+def _readable_formats() -> str:
+    from .registry import formats
 
-        return open_czi(res)
-    if kind in _SNIFF_TO_BIOIO:
-        from .readers.bioio_formats import BioioBackend
-
-        return BioioBackend(res, kind, _SNIFF_TO_BIOIO[kind])
-    if kind == "hdf5":
-        raise UnsupportedFormat(res.url, "HDF5-based image formats (Imaris .ims, ...) are not supported yet")
-    expected = f"a {fmt.name} file" if fmt else "an image"
-    if kind == "text":
-        raise CorruptFile(res.url, f"not {expected}: the content is text")
-    if fmt is not None:
-        raise CorruptFile(res.url, f"not {expected}: unrecognised content signature {head[:8]!r}")
-    raise UnsupportedFormat(res.url, "unsupported format (bioimnb reads OME-TIFF/TIFF, OME-Zarr, CZI, ND2, LIF, DeltaVision, whole-slide formats, PNG, JPEG)")
+    names = [f.name for f in formats() if f.name not in ("OME-TIFF fileset",)]
+    return ", ".join(names)
 
 
 def open_image(

@@ -47,10 +47,8 @@ import asyncio
 import base64
 import binascii
 import heapq
-import json
 import os
 import posixpath
-import stat
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -58,8 +56,16 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import fsspec
 
+from .classify import (
+    MRXS_SUFFIX,
+    ZARR_MARKERS,
+    Classified,
+    classify_local,
+    file_kind,
+    zarr_metadata,
+)
 from .errors import BioimnbError, PathEscapesRoot, SourceNotFound, display_source
-from .formats import format_for_name, zarr_like_name
+from .registry import HEAD_BYTES, format_for_name
 from .storage import is_local, resolve, storage_errors
 
 __all__ = [
@@ -73,47 +79,7 @@ __all__ = [
 
 Kind = Literal["folder", "image", "file"]
 
-ZARR_MARKERS = ("zarr.json", ".zattrs", ".zgroup")
-_OME_KEYS = ("multiscales", "plate", "well", "bioformats2raw.layout", "labels")
-
-
-def zarr_kind(marker: str, data: bytes | None) -> str | None:
-    """``image`` for OME-Zarr metadata, ``zarr array`` for an array node, else None (unknown)."""
-    if not data:
-        return None
-    try:
-        meta = json.loads(data[: 1 << 20])
-    except ValueError:
-        return None
-    if not isinstance(meta, dict):
-        return None
-    attrs = meta.get("attributes", meta) if marker == "zarr.json" else meta
-    ome = attrs.get("ome", attrs) if isinstance(attrs, dict) else {}
-    if isinstance(ome, dict) and any(k in ome for k in _OME_KEYS):
-        return "image"
-    if meta.get("node_type") == "array" or marker == ".zarray":
-        return "zarr array"
-    return None
-
-
-def _local_zarr_kind(folder: str) -> str:
-    """``image`` for an OME-Zarr node, else ``zarr array`` / ``zarr group`` (reads one small file).
-
-    Inside an OME-Zarr, the resolution arrays (``0/``, ``1/``) are zarr nodes too; they are
-    folders of chunks, not images.
-    """
-    for marker in ("zarr.json", ".zattrs", ".zarray"):
-        try:
-            with open(os.path.join(folder, marker), "rb") as fh:
-                kind = zarr_kind(marker, fh.read(1 << 20))
-        except OSError:
-            continue
-        if kind is not None:
-            return kind
-    return "zarr group"
-"""Files whose presence at the top of a folder makes it a zarr (v3, v2 attributes, v2 group)."""
-
-_MRXS_SUFFIX = ".mrxs"
+_MRXS_SUFFIX = MRXS_SUFFIX
 _S3_MAX_KEYS = 1000
 _PEEK_KEYS = 50
 _PEEK_ROUNDS = 4
@@ -144,9 +110,19 @@ class Entry:
     """Bytes; ``None`` for folders, zarr images and whenever unknown."""
     files: int | None = None
     """File count of multi-file images (MRXS: the ``.mrxs`` plus its folder's files), else None."""
+    incomplete: bool = False
+    """A conversion that has not finished writing (OME-Zarr written by bioimnb)."""
+    error: str | None = None
+    """Why an image-looking entry cannot be opened (empty, text, broken metadata, ...)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def of(cls, name: str, path: str, found: Classified) -> Entry:
+        """The entry for a classification (one decision for every lister)."""
+        size = None if found.kind == "folder" or found.is_dir else found.size
+        return cls(name, path, found.kind, found.format, size, found.files, found.incomplete, found.error)
 
 
 @dataclass
@@ -604,42 +580,12 @@ class Location:
         full = os.path.join(self._path, name)
         path = self._entry_path(name, full)
         try:
-            st = os.lstat(full)
+            found = classify_local(full, root=self._root_real)
         except FileNotFoundError:  # vanished since the scan
             return Entry(name, path, "file")
-        if stat.S_ISLNK(st.st_mode):
-            if not self._inside_root(full):
-                return Entry(name, path, "file")  # never followable out of the root
-            try:
-                st = os.stat(full)
-            except OSError:  # dangling link
-                return Entry(name, path, "file")
-        if stat.S_ISDIR(st.st_mode):
-            if zarr_like_name(name):
-                return Entry(name, path, "image", "OME-Zarr")
-            if any(os.path.exists(os.path.join(full, marker)) for marker in ZARR_MARKERS):
-                kind = _local_zarr_kind(full)
-                if kind == "image":
-                    return Entry(name, path, "image", "OME-Zarr")
-                return Entry(name, path, "folder", kind)
-            return Entry(name, path, "folder")
-        fmt = format_for_name(name)
-        if fmt is None:
-            return Entry(name, path, "file", None, st.st_size)
-        if fmt.companion_folder:
-            size, files = st.st_size, 1
-            folder = os.path.join(self._path, name[: -len(_MRXS_SUFFIX)])
-            if os.path.isdir(folder) and self._inside_root(folder):
-                try:
-                    with os.scandir(folder) as it:
-                        for de in it:
-                            if de.is_file():
-                                files += 1
-                                size += de.stat().st_size
-                except OSError:
-                    pass
-            return Entry(name, path, "image", fmt.name, size, files)
-        return Entry(name, path, "image", fmt.name, st.st_size)
+        if found.kind == "file" and found.error and "link" in found.error:
+            return Entry(name, path, "file")  # a link out of the root or a broken one: never followable
+        return Entry.of(name, path, found)
 
     # S3 ---------------------------------------------------------------------------------------
 
@@ -703,7 +649,7 @@ class Location:
             unknown = [
                 n
                 for n, is_dir, _ in batch
-                if is_dir and n not in mrxs_stems and not zarr_like_name(n)
+                if is_dir and n not in mrxs_stems and format_for_name(n, is_dir=True) is None
             ]
             found = await asyncio.gather(*(self._s3_has_mrxs(bucket, prefix, n) for n in unknown))
             mrxs_stems.update(n for n, has in zip(unknown, found) if has)
@@ -786,12 +732,23 @@ class Location:
         keys = {obj["Key"] for obj in resp.get("Contents") or []}
         return any(prefix + n in keys for n in names)
 
-    async def _s3_zarr_kind(self, bucket: str, inner: str, marker: str) -> str:
+    async def _s3_markers(self, bucket: str, inner: str) -> list[str]:
+        """The zarr metadata files directly under ``inner`` (two small listing requests)."""
+        found: list[str] = []
+        for probe, names in (("zarr.json", ("zarr.json",)), (".z", (".zattrs", ".zgroup", ".zarray"))):
+            resp = await self._s3_call("list_objects_v2", Bucket=bucket, Prefix=inner + probe, MaxKeys=16)
+            keys = {obj["Key"] for obj in resp.get("Contents") or []}
+            found += [n for n in names if inner + n in keys]
+            if found:
+                break  # v3 needs nothing more
+        return found
+
+    async def _s3_read(self, key: str, end: int | None = None) -> bytes | None:
         try:
-            data = await self._fs._cat_file(f"{bucket}/{inner}{marker}")
-        except Exception:  # noqa: BLE001 - unreadable metadata: a zarr group we know nothing of
-            data = None
-        return zarr_kind(marker, data) or "zarr group"
+            data: bytes = await self._fs._cat_file(key, start=0 if end else None, end=end)
+            return data
+        except Exception:  # noqa: BLE001 - unreadable: the classification says so
+            return None
 
     async def _s3_entry(
         self, bucket: str, prefix: str, name: str, is_dir: bool, size: int | None
@@ -799,19 +756,11 @@ class Location:
         fs_path = f"{bucket}/{prefix}{name}"
         path = self._entry_path(name, fs_path)
         if is_dir:
-            if zarr_like_name(name):
-                return Entry(name, path, "image", "OME-Zarr")
             inner = f"{prefix}{name}/"
-            v3, v2 = await asyncio.gather(
-                self._s3_exists(bucket, inner, ("zarr.json",)),
-                self._s3_exists(bucket, inner, (".zattrs", ".zgroup")),
-            )
-            if v3 or v2:
-                kind = await self._s3_zarr_kind(bucket, inner, "zarr.json" if v3 else ".zattrs")
-                if kind == "image":
-                    return Entry(name, path, "image", "OME-Zarr")
-                return Entry(name, path, "folder", kind)
-            return Entry(name, path, "folder")
+            markers = await self._s3_markers(bucket, inner)
+            datas = await asyncio.gather(*(self._s3_read(f"{bucket}/{inner}{m}") for m in markers))
+            found = zarr_metadata(dict(zip(markers, datas)))
+            return Entry.of(name, path, found) if found else Entry(name, path, "folder")
         fmt = format_for_name(name)
         if fmt is None:
             return Entry(name, path, "file", None, size)
@@ -832,7 +781,8 @@ class Location:
                 if not resp.get("IsTruncated") or not cont:
                     break
             return Entry(name, path, "image", fmt.name, total, files)
-        return Entry(name, path, "image", fmt.name, size)
+        head = b"" if size == 0 else await self._s3_read(fs_path, HEAD_BYTES)
+        return Entry.of(name, path, file_kind(name, size, head))
 
     # HTTP and other fsspec filesystems ---------------------------------------------------------
 
@@ -864,62 +814,51 @@ class Location:
         chosen = names[:page_size]
         next_page = _encode_token(_TOKEN_AFTER, chosen[-1]) if more and chosen else None
 
-        # Everything below is per page: zarr markers of folders, sizes (HTTP gives none in its
-        # index), the files of MRXS companion folders.
+        # Everything below is per page: zarr metadata of folders (read, not only looked for:
+        # one GET per marker, a missing one fails fast), sizes (HTTP gives none in its index),
+        # the first bytes of image-named files, the files of MRXS companion folders.
         checks: dict[str, Awaitable[Any] | Callable[[], Any]] = {}
         for name in chosen:
             is_dir, size, full = by_name[name]
-            if is_dir and not zarr_like_name(name):
+            if is_dir:
                 for marker in ZARR_MARKERS:
-                    checks[f"exists:{name}:{marker}"] = self._call(fs, "exists", f"{full}/{marker}")
-            elif not is_dir:
-                fmt = format_for_name(name)
-                if size is None:
-                    checks[f"size:{name}"] = self._call(fs, "size", full)
-                if fmt is not None and fmt.companion_folder:
-                    stem = name[: -len(_MRXS_SUFFIX)]
-                    if stem in by_name and by_name[stem][0]:
-                        checks[f"mrxs:{name}"] = self._call(fs, "ls", by_name[stem][2], detail=True)
+                    checks[f"meta:{name}:{marker}"] = self._call(fs, "cat_file", f"{full}/{marker}")
+                continue
+            fmt = format_for_name(name)
+            if size is None:
+                checks[f"size:{name}"] = self._call(fs, "size", full)
+            if fmt is not None and fmt.companion_folder:
+                stem = name[: -len(_MRXS_SUFFIX)]
+                if stem in by_name and by_name[stem][0]:
+                    checks[f"mrxs:{name}"] = self._call(fs, "ls", by_name[stem][2], detail=True)
+            elif fmt is not None:
+                checks[f"head:{name}"] = self._call(fs, "cat_file", full, start=0, end=HEAD_BYTES)
         results = self._run(checks)
-        # Folders with zarr markers: read the marker to tell OME images from bare arrays/groups.
-        meta_calls: dict[str, Any] = {}
-        marker_of: dict[str, str] = {}
-        for name in chosen:
-            is_dir, _, full = by_name[name]
-            if is_dir and not zarr_like_name(name):
-                present = [m for m in ZARR_MARKERS if results.get(f"exists:{name}:{m}") is True]
-                if present:
-                    marker = "zarr.json" if "zarr.json" in present else ".zattrs" if ".zattrs" in present else ".zgroup"
-                    marker_of[name] = marker
-                    meta_calls[f"meta:{name}"] = self._call(fs, "cat_file", f"{full}/{marker}")
-        fetched = self._run(meta_calls)
-        metas = {k: (marker_of[k[5:]], v if isinstance(v, bytes) else None) for k, v in fetched.items()}
 
         entries: _Entries = []
         for name in chosen:
             is_dir, size, full = by_name[name]
             path = self._entry_path(name, full)
             if is_dir:
-                if zarr_like_name(name):
-                    entries.append(Entry(name, path, "image", "OME-Zarr"))
-                elif f"meta:{name}" in metas:
-                    kind = zarr_kind(metas[f"meta:{name}"][0], metas[f"meta:{name}"][1]) or "zarr group"
-                    entries.append(
-                        Entry(name, path, "image", "OME-Zarr") if kind == "image" else Entry(name, path, "folder", kind)
-                    )
-                else:
-                    entries.append(Entry(name, path, "folder"))
+                docs: dict[str, bytes | None] = {}
+                for marker in ZARR_MARKERS:
+                    data = results.get(f"meta:{name}:{marker}")
+                    if isinstance(data, bytes):
+                        docs[marker] = data
+                        if marker == "zarr.json":
+                            break
+                found = zarr_metadata(docs)
+                entries.append(Entry.of(name, path, found) if found else Entry(name, path, "folder"))
                 continue
             if size is None:
-                found = results.get(f"size:{name}")
-                size = int(found) if isinstance(found, int) else None
+                known = results.get(f"size:{name}")
+                size = int(known) if isinstance(known, int) else None
             fmt = format_for_name(name)
-            if fmt is None:
-                entries.append(Entry(name, path, "file", None, size))
-            elif fmt.companion_folder:
+            if fmt is not None and fmt.companion_folder:
                 entries.append(self._fsspec_mrxs(name, path, size, results.get(f"mrxs:{name}")))
-            else:
-                entries.append(Entry(name, path, "image", fmt.name, size))
+                continue
+            head = results.get(f"head:{name}")
+            entries.append(Entry.of(name, path, file_kind(name, size, head if isinstance(head, bytes) else None)))
         return entries, next_page
 
     def _fsspec_ls(self) -> _Infos:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-ENTRY_KEYS = ["name", "path", "kind", "format", "size", "files"]
+ENTRY_KEYS = ["name", "path", "kind", "format", "size", "files", "incomplete", "error"]
 
 
 def run_ls(
@@ -45,7 +45,7 @@ def assert_user_error(proc: subprocess.CompletedProcess[str], source: str, reaso
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cli") / "data"
     (root / "img.ome.zarr" / "0").mkdir(parents=True)
-    (root / "img.ome.zarr" / "zarr.json").write_text("{}")
+    (root / "img.ome.zarr" / "zarr.json").write_text('{"zarr_format": 3, "node_type": "group", "attributes": {"ome": {"version": "0.5", "multiscales": [{"datasets": [{"path": "0"}]}]}}}')
     for i in range(50):
         (root / "img.ome.zarr" / "0" / f"c{i}").write_bytes(b"x")
     (root / "slide.mrxs").write_bytes(b"m" * 10)
@@ -76,6 +76,8 @@ def test_ls_json_contract(folder: Path) -> None:
             "format": "OME-TIFF",
             "size": 2048,
             "files": None,
+            "incomplete": False,
+            "error": "not an OME-TIFF file: the content is text",
         },
         {
             "name": "img.ome.zarr",
@@ -84,6 +86,8 @@ def test_ls_json_contract(folder: Path) -> None:
             "format": "OME-Zarr",
             "size": None,
             "files": None,
+            "incomplete": False,
+            "error": None,
         },
         {
             "name": "notes.txt",
@@ -92,6 +96,8 @@ def test_ls_json_contract(folder: Path) -> None:
             "format": None,
             "size": 2,
             "files": None,
+            "incomplete": False,
+            "error": None,
         },
         {
             "name": "slide.mrxs",
@@ -100,6 +106,8 @@ def test_ls_json_contract(folder: Path) -> None:
             "format": "MRXS",
             "size": 60,
             "files": 3,
+            "incomplete": False,
+            "error": None,
         },
         {
             "name": "sub",
@@ -108,6 +116,8 @@ def test_ls_json_contract(folder: Path) -> None:
             "format": None,
             "size": None,
             "files": None,
+            "incomplete": False,
+            "error": None,
         },
     ]
 
@@ -157,7 +167,7 @@ def test_ls_invalid_page_token(folder: Path) -> None:
 
 def test_ls_s3(s3: Any) -> None:
     bucket = s3.make_bucket("cli")
-    s3.put(bucket, {"p/x.ome.zarr/zarr.json": b"{}", "p/y.czi": b"c" * 7, "p/z/q": b""})
+    s3.put(bucket, {"p/x.ome.zarr/zarr.json": b'{"zarr_format": 3, "node_type": "group", "attributes": {"ome": {"version": "0.5", "multiscales": [{"datasets": [{"path": "0"}]}]}}}', "p/y.czi": b"c" * 7, "p/z/q": b""})
     env = {"AWS_ACCESS_KEY_ID": s3.key, "AWS_SECRET_ACCESS_KEY": s3.secret}
     proc = run_ls(f"s3://{bucket}/p/", "--json", "--endpoint-url", s3.endpoint_url, env=env)
     assert proc.returncode == 0, proc.stderr
@@ -172,6 +182,8 @@ def test_ls_s3(s3: Any) -> None:
                 "format": "OME-Zarr",
                 "size": None,
                 "files": None,
+                "incomplete": False,
+                "error": None,
             },
             {
                 "name": "y.czi",
@@ -180,6 +192,8 @@ def test_ls_s3(s3: Any) -> None:
                 "format": "CZI",
                 "size": 7,
                 "files": None,
+                "incomplete": False,
+                "error": "not a CZI file: the content is text",
             },
             {
                 "name": "z",
@@ -188,6 +202,8 @@ def test_ls_s3(s3: Any) -> None:
                 "format": None,
                 "size": None,
                 "files": None,
+                "incomplete": False,
+                "error": None,
             },
         ],
         "next_page": None,

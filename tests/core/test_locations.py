@@ -41,7 +41,9 @@ def make_mixed(root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     zarr = root / "plate.ome.zarr"
     (zarr / "A" / "1" / "0").mkdir(parents=True)
-    (zarr / "zarr.json").write_text('{"zarr_format": 3, "node_type": "group"}')
+    (zarr / "zarr.json").write_text(
+        '{"zarr_format": 3, "node_type": "group", "attributes": {"ome": {"version": "0.5", "plate": {"wells": []}}}}'
+    )
     for i in range(300):  # many chunk files that must never be listed or stat-ed
         (zarr / "A" / "1" / "0" / f"c{i}").write_bytes(b"x")
     (root / "v2group").mkdir()  # not named .zarr: recognised by the OME metadata in its .zattrs
@@ -76,12 +78,12 @@ MIXED = [
     ("nested", "folder", None, None, None),
     ("notes.txt", "file", None, 5, None),
     ("orphan.mrxs", "image", "MRXS", 7, 1),
-    ("plate.ome.zarr", "image", "OME-Zarr", None, None),
+    ("plate.ome.zarr", "image", "OME-Zarr plate", None, None),
     ("slide-2.tif", "image", "TIFF", 5, None),
     ("slide.mrxs", "image", "MRXS", MRXS_SIZE, 1 + len(MRXS_FILES)),
     ("v2group", "image", "OME-Zarr", None, None),
-    ("v3noext", "image", "OME-Zarr", None, None),
-    ("zarrarray", "folder", "zarr array", None, None),
+    ("v3noext", "image", "OME-Zarr plate", None, None),
+    ("zarrarray", "image", "Zarr array", None, None),
 ]
 
 
@@ -126,7 +128,7 @@ def test_local_to_dict_shape(mixed: Path) -> None:
     assert list(data) == ["location", "entries", "next_page"]
     assert isinstance(data["next_page"], str)
     for entry in data["entries"]:
-        assert list(entry) == ["name", "path", "kind", "format", "size", "files"]
+        assert list(entry) == ["name", "path", "kind", "format", "size", "files", "incomplete", "error"]
 
 
 def test_local_show_hidden(mixed: Path) -> None:
@@ -475,7 +477,7 @@ def test_memory_filesystem() -> None:
             ("a.txt", "file", None, 1, None),
             ("b.ome.tif", "image", "OME-TIFF", 5, None),
             ("grp", "image", "OME-Zarr", None, None),
-            ("img.zarr", "image", "OME-Zarr", None, None),
+            ("img.zarr", "folder", "zarr group", None, None),  # a name is not metadata
             ("slide.mrxs", "image", "MRXS", 5, 2),
             ("sub", "folder", None, None, None),
         ]
@@ -555,7 +557,7 @@ def s3_bucket(s3: Any) -> str:
     bucket = s3.make_bucket("loc")
     objects = {
         "proj/": b"",  # a folder marker
-        "proj/plate.ome.zarr/zarr.json": b'{"zarr_format": 3}',
+        "proj/plate.ome.zarr/zarr.json": b'{"zarr_format": 3, "node_type": "group", "attributes": {"ome": {"plate": {}}}}',
         "proj/v2group/.zattrs": b'{"multiscales": [{"datasets": [{"path": "0"}]}]}',
         "proj/v2group/.zgroup": b"{}",
         "proj/v3noext/zarr.json": b'{"node_type": "group", "attributes": {"ome": {"plate": {}}}}',

@@ -1,0 +1,437 @@
+"""Which readers exist, which formats each reads, how each format is recognised: as data.
+
+This module is the one place that knows formats.  ``open_image`` dispatch, listings, the scan,
+the server's list of openable types and the lab extension's file types (generated from
+:func:`lab_file_types`) all ask it.  A reader is one :class:`ReaderRecord`; each format it reads is
+a :class:`Format` with its extensions and a content test (``sniff``) on the first bytes.
+
+Third-party readers register through the ``bioimnb.readers`` entry-point group, as bioio plugins
+do: the entry point names a :class:`ReaderRecord` (or a function returning one)::
+
+    [project.entry-points."bioimnb.readers"]
+    myformat = "my_package.bioimnb_reader:READER"
+
+A record's ``open`` is called as ``open(res, fmt, size)`` with the resolved source
+(:class:`~bioimnb.core.storage.Resolved`), the recognised :class:`Format` and the file size
+(0 for folders), and returns a :class:`~bioimnb.core.readers.base.Backend`.  When several formats
+match a file's content, the highest ``priority`` wins; a name match breaks ties between formats
+of the same content family (``.svs`` over plain TIFF).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .readers.base import Backend
+    from .storage import Resolved
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Format",
+    "ReaderRecord",
+    "format_by_name",
+    "format_for_content",
+    "format_for_name",
+    "formats",
+    "lab_file_types",
+    "readers",
+    "register",
+    "sniff_family",
+    "unregister",
+]
+
+ENTRY_POINT_GROUP = "bioimnb.readers"
+HEAD_BYTES = 512
+"""How many leading bytes the content tests look at."""
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    """Human name shown in listings and ``info``: ``OME-TIFF``, ``CZI``, ..."""
+    extensions: tuple[str, ...]
+    """Lower-case suffixes, longest match wins (``.ome.tif`` before ``.tif``)."""
+    sniff: Callable[[bytes], bool] | None = None
+    """Content test on the first :data:`HEAD_BYTES` bytes; ``None``: recognised by name only."""
+    directory: bool = False
+    """Stored as a folder (OME-Zarr)."""
+    companion_folder: bool = False
+    """A file whose pixels live in a sibling folder of the same stem (MRXS)."""
+    needs_name: bool = False
+    """The content test alone does not make a file this format: its name must say so too
+    (an SVS is a TIFF by content; a TIFF named ``.svs`` is an SVS)."""
+    reader: str = ""
+    """Name of the :class:`ReaderRecord` that opens it (filled in by :func:`register`)."""
+
+
+@dataclass(frozen=True)
+class ReaderRecord:
+    name: str
+    """The reader as ``info`` reports it: ``tifffile``, ``zarr``, ``openslide``, ``bioio-czi``."""
+    formats: tuple[Format, ...]
+    open: Callable[[Resolved, Format, int], Backend]
+    priority: int = 0
+    pyramids: bool = False
+    """Reads resolution levels stored in the file."""
+    scenes: bool = False
+    """Reads several images (series, positions, wells) of one file."""
+    remote: bool = False
+    """Opens sources on object stores and HTTP, not only local files."""
+    metadata_write: bool = False
+    """Can write metadata back without touching pixels."""
+    plugin: str | None = field(default=None, compare=False)
+    """The entry point it came from, for third-party readers."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "formats": [
+                {"name": f.name, "extensions": list(f.extensions), "directory": f.directory}
+                for f in self.formats
+            ],
+            "priority": self.priority,
+            "pyramids": self.pyramids,
+            "scenes": self.scenes,
+            "remote": self.remote,
+            "metadata_write": self.metadata_write,
+            "plugin": self.plugin,
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Content tests
+# --------------------------------------------------------------------------------------------
+
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+def _is_tiff(head: bytes) -> bool:
+    return head[:4] in _TIFF_MAGIC
+
+
+def _is_czi(head: bytes) -> bool:
+    return head.startswith(b"ZISRAWFILE")
+
+
+def _is_png(head: bytes) -> bool:
+    return head.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def _is_jpeg(head: bytes) -> bool:
+    return head.startswith(b"\xff\xd8\xff")
+
+
+def _is_nd2(head: bytes) -> bool:
+    return head.startswith(b"\xda\xce\xbe\x0a") or head[4:12] == b"jP  \r\n\x87\n"
+
+
+def _is_lif(head: bytes) -> bool:
+    return head[:4] == b"\x70\x00\x00\x00" and head[8:9] == b"\x2a"
+
+
+def _is_dv(head: bytes) -> bool:
+    return len(head) >= 98 and head[96:98] in (b"\xc0\xa0", b"\xa0\xc0")
+
+
+def _is_hdf5(head: bytes) -> bool:
+    return head.startswith(b"\x89HDF\r\n\x1a\n")
+
+
+def _is_text(head: bytes) -> bool:
+    sample = head[:HEAD_BYTES]
+    return all(32 <= b < 127 or b in (9, 10, 13) for b in sample) or sample.startswith(
+        (b"\xef\xbb\xbf", b"<")
+    )
+
+
+def _is_ome_xml(head: bytes) -> bool:
+    text = head[:HEAD_BYTES].lstrip(b"\xef\xbb\xbf \t\r\n")
+    return text.startswith(b"<") and b"OME" in head
+
+
+def sniff_family(head: bytes) -> str | None:
+    """A coarse name for what the first bytes are when no format claims them: ``empty``,
+    ``text``, ``hdf5`` or ``None`` (unknown binary)."""
+    if not head:
+        return "empty"
+    if _is_hdf5(head):
+        return "hdf5"
+    if _is_text(head):
+        return "text"
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# The built-in readers (their modules are imported only when a file is opened)
+# --------------------------------------------------------------------------------------------
+
+
+def _open_tiff(res: Resolved, fmt: Format, size: int) -> Backend:
+    from .readers.tiff import open_tiff
+
+    return open_tiff(res, size)
+
+
+def _open_tiff_companion(res: Resolved, fmt: Format, size: int) -> Backend:
+    from .readers import tiff
+
+    opener = getattr(tiff, "open_companion", None)
+    if opener is None:
+        from .errors import UnsupportedFormat
+
+        raise UnsupportedFormat(res.url, "opening a fileset from its .companion.ome file is not supported yet")
+    result: Backend = opener(res, size)
+    return result
+
+
+def _open_zarr(res: Resolved, fmt: Format, size: int) -> Backend:
+    from .readers.zarr_ngff import open_zarr
+
+    return open_zarr(res)
+
+
+def _open_slide(res: Resolved, fmt: Format, size: int) -> Backend:
+    from .readers.slide import OpenSlideBackend
+
+    return OpenSlideBackend(res, fmt.name)
+
+
+def _open_czi(res: Resolved, fmt: Format, size: int) -> Backend:
+    from .readers.bioio_formats import open_czi
+
+    return open_czi(res)
+
+
+_BIOIO_FAMILY = {"ND2": "nd2", "LIF": "lif", "DeltaVision": "dv", "PNG": "png", "JPEG": "jpeg"}
+
+
+def _open_bioio(res: Resolved, fmt: Format, size: int) -> Backend:
+    from .readers.bioio_formats import BioioBackend
+
+    return BioioBackend(res, _BIOIO_FAMILY[fmt.name], fmt.name)
+
+
+def _builtin() -> list[ReaderRecord]:
+    return [
+        ReaderRecord(
+            "tifffile",
+            (
+                Format("OME-TIFF", (".ome.tif", ".ome.tiff", ".ome.tf2", ".ome.tf8", ".ome.btf"), _is_tiff, needs_name=True),
+                Format("OME-TIFF fileset", (".companion.ome",), _is_ome_xml, needs_name=True),
+                Format("SVS", (".svs",), _is_tiff, needs_name=True),
+                Format("NDPI", (".ndpi",), _is_tiff, needs_name=True),
+                Format("SCN", (".scn",), _is_tiff, needs_name=True),
+                Format("QPTIFF", (".qptiff",), _is_tiff, needs_name=True),
+                Format("LSM", (".lsm",), _is_tiff, needs_name=True),
+                Format("STK", (".stk",), _is_tiff, needs_name=True),
+                Format("TIFF", (".tif", ".tiff", ".btf", ".tf2", ".tf8"), _is_tiff),
+            ),
+            _open_tiff,
+            pyramids=True,
+            scenes=True,
+            remote=True,
+        ),
+        ReaderRecord(
+            "zarr",
+            (Format("OME-Zarr", (".ome.zarr", ".zarr"), None, directory=True),),
+            _open_zarr,
+            pyramids=True,
+            scenes=True,
+            remote=True,
+        ),
+        ReaderRecord(
+            "openslide",
+            (
+                # MRXS and VMS index files have no signature of their own (OpenSlide goes by name
+                # too); BIF is a TIFF that only OpenSlide reads right, so it outranks tifffile.
+                Format("MRXS", (".mrxs",), None, companion_folder=True),
+                Format("VMS", (".vms",), None),
+                Format("BIF", (".bif",), _is_tiff, needs_name=True),
+            ),
+            _open_slide,
+            priority=10,
+            pyramids=True,
+        ),
+        ReaderRecord(
+            "bioio-czi",
+            (Format("CZI", (".czi",), _is_czi),),
+            _open_czi,
+            pyramids=True,
+            scenes=True,
+            remote=True,
+        ),
+        ReaderRecord(
+            "bioio",
+            (
+                Format("ND2", (".nd2",), _is_nd2),
+                Format("LIF", (".lif",), _is_lif),
+                Format("DeltaVision", (".dv", ".r3d"), _is_dv),
+                Format("PNG", (".png",), _is_png),
+                Format("JPEG", (".jpg", ".jpeg"), _is_jpeg),
+            ),
+            _open_bioio,
+            scenes=True,
+            remote=True,
+        ),
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# The registry
+# --------------------------------------------------------------------------------------------
+
+_lock = threading.RLock()
+_readers: list[ReaderRecord] = []
+_loaded = False
+_by_suffix: list[tuple[str, Format]] = []
+
+
+def _stamp(record: ReaderRecord) -> ReaderRecord:
+    formats = tuple(
+        f if f.reader == record.name else Format(**{**f.__dict__, "reader": record.name})
+        for f in record.formats
+    )
+    return ReaderRecord(**{**record.__dict__, "formats": formats})
+
+
+def _rebuild() -> None:
+    global _by_suffix
+    pairs = [(ext.lower(), fmt, rec.priority) for rec in _readers for fmt in rec.formats for ext in fmt.extensions]
+    # Longest suffix first; among equal suffixes, the higher-priority reader.
+    pairs.sort(key=lambda item: (-len(item[0]), -item[2]))
+    _by_suffix = [(ext, fmt) for ext, fmt, _ in pairs]
+
+
+def _load_plugins() -> None:
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            obj = ep.load()
+            record = obj() if callable(obj) and not isinstance(obj, ReaderRecord) else obj
+            if not isinstance(record, ReaderRecord):
+                raise TypeError(f"{ep.value} is not a ReaderRecord")
+            register(ReaderRecord(**{**record.__dict__, "plugin": ep.value}))
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break bioimnb
+            log.warning("bioimnb reader plugin %s could not be loaded: %s", ep.name, exc)
+
+
+def _ensure() -> None:
+    global _loaded
+    if _loaded:
+        return
+    with _lock:
+        if _loaded:
+            return
+        for record in _builtin():
+            _readers.append(_stamp(record))
+        _rebuild()
+        _loaded = True
+        _load_plugins()
+
+
+def register(record: ReaderRecord) -> ReaderRecord:
+    """Add a reader (a plugin, or a test's toy reader); a reader of the same name is replaced."""
+    _ensure()
+    stamped = _stamp(record)
+    with _lock:
+        _readers[:] = [r for r in _readers if r.name != stamped.name]
+        _readers.append(stamped)
+        _rebuild()
+    return stamped
+
+
+def unregister(name: str) -> None:
+    _ensure()
+    with _lock:
+        _readers[:] = [r for r in _readers if r.name != name]
+        _rebuild()
+
+
+def readers() -> list[ReaderRecord]:
+    """Every registered reader, highest priority first."""
+    _ensure()
+    return sorted(_readers, key=lambda r: -r.priority)
+
+
+def formats() -> list[Format]:
+    return [fmt for rec in readers() for fmt in rec.formats]
+
+
+def reader_for(fmt: Format) -> ReaderRecord:
+    for rec in readers():
+        if rec.name == fmt.reader:
+            return rec
+    raise KeyError(fmt.reader)
+
+
+def format_by_name(name: str) -> Format | None:
+    for fmt in formats():
+        if fmt.name == name:
+            return fmt
+    return None
+
+
+def format_for_name(name: str, *, is_dir: bool = False) -> Format | None:
+    """The format a name suggests (longest matching suffix wins: ``.ome.tif`` before ``.tif``)."""
+    _ensure()
+    lower = name.rstrip("/").lower()
+    for ext, fmt in _by_suffix:
+        if fmt.directory == is_dir and lower.endswith(ext):
+            return fmt
+    return None
+
+
+def format_for_content(head: bytes, name: str = "") -> Format | None:
+    """The format of a file from its first bytes, the name breaking ties.
+
+    Formats whose content test matches compete: the name's own format wins when it is among
+    them (``x.svs`` is SVS); otherwise the highest-priority reader's first matching format that
+    needs no name (a TIFF named ``x.czi`` is a TIFF).  Name-only formats (no content test,
+    e.g. MRXS) match by name alone.
+    """
+    by_name = format_for_name(name) if name else None
+    if by_name is not None and by_name.sniff is None:
+        return by_name
+    matches = [f for rec in readers() for f in rec.formats if f.sniff is not None and not f.directory and f.sniff(head)]
+    if by_name is not None and by_name in matches:
+        return by_name
+    for fmt in matches:
+        if not fmt.needs_name:
+            return fmt
+    return None
+
+
+def lab_file_types() -> list[dict[str, Any]]:
+    """The file types the JupyterLab extension registers (``labextension/src/filetypes.json`` is
+    generated from this by ``python -m bioimnb.core.registry``; a test keeps the two equal)."""
+    out = []
+    for fmt in formats():
+        if fmt.directory or not fmt.extensions:
+            continue
+        # JupyterLab already knows .tif/.tiff/.png/.jpg: bioimnb is offered for those, not default.
+        plain = fmt.name in ("TIFF", "PNG", "JPEG")
+        out.append(
+            {
+                "name": "bioimnb-" + fmt.name.lower().replace(" ", "-"),
+                "displayName": f"{fmt.name} image",
+                "extensions": list(fmt.extensions),
+                "default": not plain,
+            }
+        )
+    return out
+
+
+if __name__ == "__main__":  # pragma: no cover - build step of the lab extension
+    import json
+    import sys
+
+    json.dump(lab_file_types(), sys.stdout, indent=2)
+    sys.stdout.write("\n")
