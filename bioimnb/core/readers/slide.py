@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 
 from ..axes import AxisMap
-from ..errors import CorruptFile, UnsupportedFormat
+from ..errors import CorruptFile, PathEscapesRoot, UnsupportedFormat
 from ..ome import synthesize_ome
-from ..storage import Resolved
+from ..storage import Resolved, inside
 from .base import Backend, Channel, Level, PhysicalSize, SceneData
 
 
@@ -61,6 +61,32 @@ class _OpenSlideLevel:
         return out[:, :, ks]
 
 
+def _check_data_folder(res: Resolved) -> None:
+    """OpenSlide opens an MRXS slide's data files itself, by name: before it does, every entry
+    of the data folder must be a regular file (a FIFO would hang it) lying inside the root,
+    links resolved; the folder itself too."""
+    import os
+    import stat
+
+    folder = res.path[: -len(".mrxs")]
+    if not os.path.lexists(folder):
+        return
+    entries = [folder]
+    if os.path.isdir(folder):
+        entries += [os.path.join(folder, name) for name in sorted(os.listdir(folder))]
+    for path in entries:
+        real = os.path.realpath(path)
+        shown = os.path.relpath(path, os.path.dirname(folder))
+        if res.root is not None and not inside(real, res.root):
+            raise PathEscapesRoot(res.url, f"data file {shown!r} lies outside the root")
+        try:
+            mode = os.stat(real).st_mode
+        except OSError:
+            continue  # a dangling entry: OpenSlide reports what it needs
+        if path != folder and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise CorruptFile(res.url, f"data file {shown!r} is not a regular file")
+
+
 class OpenSlideBackend(Backend):
     reader_name = "openslide"
 
@@ -70,6 +96,8 @@ class OpenSlideBackend(Backend):
             raise UnsupportedFormat(res.url, f"{format_name} slides can only be read from local storage (OpenSlide)")
         import openslide
 
+        if res.path.lower().endswith(".mrxs"):
+            _check_data_folder(res)
         try:
             self.slide = openslide.OpenSlide(res.path)
         except openslide.OpenSlideUnsupportedFormatError as exc:
@@ -102,6 +130,20 @@ class OpenSlideBackend(Backend):
             channels=channels,
             ome=lambda: synthesize_ome([(name, levels[0].shape, levels[0].dtype, physical, channels)]),
         )
+
+    def files(self) -> list[str]:
+        """The slide file and, for MRXS, every file of its data folder (same stem, no suffix)."""
+        import os
+
+        out = [self.source]
+        if self.res.path.lower().endswith(".mrxs"):
+            folder = self.res.path[: -len(".mrxs")]
+            if os.path.isdir(folder):
+                out.append(folder)
+                for dirpath, dirnames, filenames in os.walk(folder):
+                    dirnames.sort()
+                    out.extend(os.path.join(dirpath, name) for name in sorted(filenames))
+        return out
 
     def close(self) -> None:
         self.slide.close()
