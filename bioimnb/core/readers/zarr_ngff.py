@@ -8,18 +8,35 @@ and going through zarr arrays directly gives chunk-exact region reads for previe
 
 from __future__ import annotations
 
+import asyncio
+import bz2
 import json
-from collections.abc import Callable
+import lzma
+import math
+import os
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO, cast
 
+import numpy as np
 import zarr
+from zarr.abc.codec import Codec
+from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, SuffixByteRequest
+from zarr.codecs.sharding import ShardingCodec
+from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
+from zarr.core.codec_pipeline import BatchedCodecPipeline
+from zarr.core.metadata import ArrayV2Metadata
 from zarr.storage import FsspecStore, LocalStore
 
 from ..axes import AxisMap
-from ..errors import CorruptFile, UnsupportedFormat
+from ..errors import BioimnbError, CorruptFile, PathEscapesRoot, UnsupportedFormat
+from ..limits import limits
 from ..ome import color_hex, parse_ome_xml, synthesize_ome
-from ..storage import Resolved, storage_errors
+from ..storage import Resolved, inside, open_confined, storage_errors
 from .base import (
     Backend,
     Channel,
@@ -44,9 +61,342 @@ _UNIT_UM = {
 }
 
 
+MAX_CHUNKS_PER_LEVEL = 10**9
+"""Plausibility bound, like ``MAX_DECLARED_BYTES``: no real level is cut into more chunks; a
+header saying so describes a grid that no reader could walk (and dask could not plan)."""
+
+
+# -- confined local store -----------------------------------------------------------------------
+_PROC_FD = os.path.isdir("/proc/self/fd")
+_METADATA_NAMES = frozenset({"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"})
+
+
+class ConfinedLocalStore(LocalStore):
+    """A read-only :class:`LocalStore` whose every read goes through :func:`open_confined`.
+
+    A chunk, an array folder or a metadata document that is a link leading out of ``confine``
+    (the root the caller asked for) is refused, never read; a FIFO, device or socket where a
+    file is expected is refused at once instead of blocking a thread forever; a metadata
+    document is capped at ``limits().max_metadata_bytes`` and must be JSON; one read of chunk
+    bytes is capped at ``limits().max_decode_bytes``.  With ``confine=None`` links are followed
+    (a notebook user's own files), and the other rules still hold.
+    """
+
+    def __init__(
+        self, root: Path | str, *, confine: str | None = None, source: str | None = None, read_only: bool = True
+    ) -> None:
+        super().__init__(root, read_only=read_only)
+        self.confine = confine
+        self.source = source if source is not None else str(root)
+
+    def with_read_only(self, read_only: bool = False) -> ConfinedLocalStore:
+        return type(self)(self.root, confine=self.confine, source=self.source, read_only=read_only)
+
+    def _open_key(self, key: str) -> BinaryIO | None:
+        """The file of ``key`` opened for reading, or None when zarr should see it as absent."""
+        path = os.path.join(self.root, key)
+        fast = self.confine is not None and _PROC_FD
+        try:
+            # Under a root, the fast path opens without the root (still: regular files only,
+            # never blocking) and then asks the kernel where the opened file really is: no path
+            # walk, and no window between check and open.  (open_confined's realpath walk costs
+            # ~170 us per chunk, and a tile reads many chunks.)
+            fh = open_confined(path, None if fast else self.confine, self.source)
+        except BioimnbError as exc:
+            # Missing keys, and folders where zarr probes for a file, are simply absent to zarr.
+            if not os.path.lexists(path) or os.path.isdir(path):
+                return None
+            # open_confined names the file by its base name: name the key inside the store.
+            name = os.path.basename(path)
+            reason = key + exc.reason[len(name) :] if exc.reason.startswith(name) else f"{key}: {exc.reason}"
+            raise type(exc)(self.source, reason) from None
+        if fast:
+            assert self.confine is not None
+            try:
+                real = os.readlink(f"/proc/self/fd/{fh.fileno()}")
+            except OSError:
+                real = os.path.realpath(path)
+            if not inside(real, self.confine):
+                fh.close()
+                raise PathEscapesRoot(self.source, f"{key}: lies outside the root (through a link)")
+        return fh
+
+    def _read(self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None) -> Buffer | None:
+        fh = self._open_key(key)
+        if fh is None:
+            return None
+        with fh:
+            size = os.fstat(fh.fileno()).st_size
+            if byte_range is None:
+                start, stop = 0, size
+            elif isinstance(byte_range, RangeByteRequest):
+                start, stop = byte_range.start, min(size, byte_range.end)
+            elif isinstance(byte_range, OffsetByteRequest):
+                start, stop = byte_range.offset, size
+            elif isinstance(byte_range, SuffixByteRequest):
+                start, stop = max(0, size - byte_range.suffix), size
+            else:  # pragma: no cover - zarr defines no other kind
+                raise TypeError(f"unexpected byte range {byte_range!r}")
+            meta = byte_range is None and key.rsplit("/", 1)[-1] in _METADATA_NAMES
+            cap = limits().max_metadata_bytes if meta else limits().max_decode_bytes
+            n = max(0, stop - start)
+            if n > cap:
+                what = "metadata document" if meta else "read"
+                raise CorruptFile(self.source, f"{key}: {what} of {n} bytes exceeds the limit of {cap} bytes")
+            if start:
+                fh.seek(start)
+            data = fh.read(n)
+        if meta:
+            try:
+                json.loads(data)
+            except ValueError as exc:
+                raise CorruptFile(self.source, f"{key}: invalid JSON ({exc})") from None
+        return prototype.buffer.from_bytes(data)
+
+    def get_sync(
+        self, key: str, *, prototype: BufferPrototype | None = None, byte_range: ByteRequest | None = None
+    ) -> Buffer | None:
+        return self._read(key, prototype or default_buffer_prototype(), byte_range)
+
+    async def get(
+        self, key: str, prototype: BufferPrototype | None = None, byte_range: ByteRequest | None = None
+    ) -> Buffer | None:
+        if not self._is_open:
+            await self._open()
+        return await asyncio.to_thread(self._read, key, prototype or default_buffer_prototype(), byte_range)
+
+    async def get_partial_values(
+        self, prototype: BufferPrototype, key_ranges: Iterable[tuple[str, ByteRequest | None]]
+    ) -> list[Buffer | None]:
+        jobs = [asyncio.to_thread(self._read, key, prototype, rng) for key, rng in key_ranges]
+        return list(await asyncio.gather(*jobs))
+
+    async def getsize(self, key: str) -> int:
+        fh = self._open_key(key)
+        if fh is None:
+            raise FileNotFoundError(key)
+        with fh:
+            return os.fstat(fh.fileno()).st_size
+
+
+# -- bounded chunk decoding ---------------------------------------------------------------------
+_CHECKSUMS = frozenset({"crc32c", "crc32", "adler32", "fletcher32", "jenkins_lookup3"})
+"""Codecs that only append or strip a checksum: the compressor behind them is the one to check."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def _codec_id(codec: Any) -> str:
+    compressor = getattr(codec, "compressor", None)  # zarr v2 arrays: one V2Codec holding numcodecs objects
+    if compressor is not None and hasattr(compressor, "codec_id"):
+        return str(compressor.codec_id)
+    try:
+        name = codec.to_dict()["name"]
+    except Exception:  # noqa: BLE001 - a codec that cannot describe itself is simply not checked
+        return ""
+    return str(name).removeprefix("numcodecs.")
+
+
+def _zstd_claim(data: memoryview) -> int | None:
+    """The content size a zstd frame header declares (None: not declared, or not zstd)."""
+    if len(data) < 6 or bytes(data[:4]) != b"\x28\xb5\x2f\xfd":
+        return None
+    fhd = data[4]
+    single = (fhd >> 5) & 1
+    width = (1 if single else 0, 2, 4, 8)[fhd >> 6]
+    if width == 0:
+        return None
+    pos = 5 + (0 if single else 1) + (0, 1, 2, 4)[fhd & 3]
+    value = int.from_bytes(data[pos : pos + width], "little")
+    return value + 256 if width == 2 else value
+
+
+def _inflated_size(data: memoryview, bound: int) -> int:
+    """Bytes a zlib/gzip stream (or gzip members) inflates to, counting no further than bound + 1."""
+    total, rest = 0, bytes(data)
+    while rest:
+        d = zlib.decompressobj(47)  # zlib or gzip header, detected
+        total += len(d.decompress(rest, bound + 1 - total))
+        if total > bound or not d.eof:
+            break
+        rest = d.unused_data if d.unused_data[:2] == b"\x1f\x8b" else b""
+    return total
+
+
+def _decoded_size(codec_id: str, data: memoryview, bound: int) -> int | None:
+    """What a compressed chunk decodes to, from its header where the format states it, else by
+    decoding it with a cap of ``bound + 1`` bytes; None for codecs this does not know."""
+    if codec_id == "zstd":
+        claim = _zstd_claim(data)
+        if claim is not None:
+            return claim
+        import imagecodecs
+
+        try:
+            return len(imagecodecs.zstd_decode(bytes(data), out=bound))
+        except Exception:  # noqa: BLE001 - more than bound bytes, or not zstd at all
+            return bound + 1
+    if codec_id == "blosc" and len(data) >= 16:
+        return int.from_bytes(data[4:8], "little")
+    if codec_id == "lz4" and len(data) >= 4:
+        return int.from_bytes(data[:4], "little", signed=True)
+    if codec_id in ("zlib", "gzip"):
+        return _inflated_size(data, bound)
+    if codec_id == "bz2":
+        return len(bz2.BZ2Decompressor().decompress(bytes(data), max_length=bound + 1))
+    if codec_id == "lzma":
+        return len(lzma.LZMADecompressor().decompress(bytes(data), max_length=bound + 1))
+    return None
+
+
+_MEASURED = frozenset({"zlib", "gzip", "bz2", "lzma"})
+
+
+def _spec_nbytes(spec: Any) -> int | None:
+    try:
+        itemsize = int(spec.dtype.to_native_dtype().itemsize)
+    except Exception:  # noqa: BLE001 - unusual dtypes are not checked
+        return None
+    if itemsize <= 0 or spec.dtype.to_native_dtype().kind in "OUSV":
+        return None
+    return math.prod(int(s) for s in spec.shape) * itemsize
+
+
+@dataclass(frozen=True)
+class GuardedCodecPipeline(BatchedCodecPipeline):
+    """zarr's pipeline, but a compressed chunk must decode to no more than the chunk its array
+    declares: the frame's own claim (zstd, blosc, lz4) is checked before anything is allocated,
+    streams that state no size (zlib, gzip, bz2, lzma) are measured with a cap first.  Decoding
+    errors become one-line :class:`CorruptFile` errors naming ``where``."""
+
+    where: str = ""
+
+    @cached_property
+    def _first_compressor(self) -> str:
+        """The codec that meets the stored bytes first when decoding (checksums aside)."""
+        for codec in reversed(self.bytes_bytes_codecs):
+            cid = _codec_id(codec)
+            if cid not in _CHECKSUMS:
+                return cid
+        return _codec_id(self.array_bytes_codec)  # zarr v2: the compressor inside V2Codec
+
+    async def _check(self, codec_id: str, data: Buffer, spec: Any) -> None:
+        bound = _spec_nbytes(spec)
+        if bound is None:
+            return
+        if getattr(self.array_bytes_codec, "filters", None):
+            bound *= 8  # zarr v2 filters (astype, ...) may widen what the compressor holds
+        raw = memoryview(cast(Any, data.as_numpy_array())).cast("B")
+        if codec_id in _MEASURED:
+            size = await asyncio.to_thread(_decoded_size, codec_id, raw, bound)
+        else:
+            size = _decoded_size(codec_id, raw, bound)
+        if size is not None and size > bound:
+            shown = f"more than {bound}" if codec_id in _MEASURED else str(size)
+            raise CorruptFile(
+                self.where,
+                f"a compressed chunk decodes to {shown} bytes, more than the {bound} bytes of a declared chunk",
+            )
+
+    async def decode_batch(self, chunk_bytes_and_specs: Iterable[tuple[Buffer | None, Any]]) -> Iterable[Any]:
+        pairs = list(chunk_bytes_and_specs)
+        codec_id = self._first_compressor
+        try:
+            for data, spec in pairs:
+                if data is not None:
+                    await self._check(codec_id, data, spec)
+            return await super().decode_batch(pairs)
+        except BioimnbError:
+            raise
+        except Exception as exc:  # zlib.error, reshape errors, MemoryError, ...
+            raise CorruptFile(self.where, f"a chunk cannot be decoded ({_first_line(exc)})") from exc
+
+
+class _GuardedSharding(ShardingCodec):
+    """The sharding codec, decoding its inner chunks through :class:`GuardedCodecPipeline`."""
+
+    _where: str = ""
+
+    @property
+    def codec_pipeline(self) -> Any:
+        return replace(GuardedCodecPipeline.from_codecs(self.codecs), where=self._where)
+
+
+def _guard_codecs(codecs: Iterable[Codec], where: str) -> list[Codec]:
+    out: list[Codec] = []
+    for codec in codecs:
+        if isinstance(codec, ShardingCodec):
+            inner = _GuardedSharding(
+                chunk_shape=codec.chunk_shape,
+                codecs=_guard_codecs(codec.codecs, where),
+                index_codecs=codec.index_codecs,
+                index_location=codec.index_location,
+            )
+            object.__setattr__(inner, "_where", where)
+            codec = inner
+        out.append(codec)
+    return out
+
+
+def guard_array(arr: Any, where: str) -> Any:
+    """Make every chunk decode of ``arr`` bounded by its declared chunk size (see
+    :class:`GuardedCodecPipeline`).  Returns ``arr``."""
+    from zarr.core.array import create_codec_pipeline
+
+    inner = arr.async_array
+    if isinstance(inner.metadata, ArrayV2Metadata):
+        codecs = list(cast(Iterable[Codec], create_codec_pipeline(inner.metadata)))
+    else:
+        codecs = _guard_codecs(inner.metadata.codecs, where)
+    pipeline = replace(GuardedCodecPipeline.from_codecs(codecs), where=where)
+    object.__setattr__(inner, "codec_pipeline", pipeline)
+    return arr
+
+
+def check_array(arr: Any, where: str, name: str) -> None:
+    """Refuse at open what no read could serve: zero-size chunks, grids of more than
+    ``MAX_CHUNKS_PER_LEVEL`` chunks, chunks larger than ``limits().max_decode_bytes``."""
+    shape = tuple(int(s) for s in arr.shape)
+    try:
+        chunks = tuple(int(c) for c in arr.chunks)
+    except NotImplementedError as exc:
+        raise UnsupportedFormat(where, f"{name}: irregular chunk grids are not supported") from exc
+    if len(chunks) != len(shape) or any(c <= 0 for c in chunks):
+        raise CorruptFile(where, f"{name}: chunk shape {chunks} has a zero or negative size")
+    check_declared_size(where, shape, arr.dtype)
+    count = math.prod(-(-s // c) for s, c in zip(shape, chunks, strict=True))
+    if count > MAX_CHUNKS_PER_LEVEL:
+        raise CorruptFile(
+            where, f"{name}: a grid of {count:.3g} chunks of {chunks} is more than {MAX_CHUNKS_PER_LEVEL:.0e}, not plausible"
+        )
+    try:
+        nbytes = math.prod(chunks) * np.dtype(arr.dtype).itemsize
+    except TypeError:
+        return
+    cap = limits().max_decode_bytes
+    if nbytes > cap:
+        raise CorruptFile(where, f"{name}: chunk of {nbytes} bytes exceeds the decode limit of {cap} bytes")
+
+
+@contextmanager
+def metadata_errors(where: str, name: str) -> Iterator[None]:
+    """zarr's complaints about metadata it cannot parse, as one line naming the node."""
+    with storage_errors(where):
+        try:
+            yield
+        except BioimnbError:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError, MemoryError) as exc:
+            label = f"{name}: " if name else ""
+            raise CorruptFile(where, f"{label}invalid zarr metadata ({_first_line(exc)})") from exc
+
+
 def open_store(res: Resolved) -> Any:
     if res.local:
-        return LocalStore(res.path, read_only=True)
+        return ConfinedLocalStore(res.path, confine=res.root, source=res.url, read_only=True)
     protocol = res.url.split("://", 1)[0]
     if getattr(res.fs, "async_impl", False):
         return FsspecStore.from_url(res.url, storage_options=res.options, read_only=True)
@@ -102,6 +452,8 @@ class ZarrBackend(Backend):
             self.store = open_store(res)
             try:
                 self.root: Any = zarr.open(store=self.store, mode="r")
+            except BioimnbError:
+                raise
             except (FileNotFoundError, KeyError) as exc:
                 raise UnsupportedFormat(res.url, "not a zarr hierarchy (no zarr.json or .zgroup/.zarray)") from exc
             except (ValueError, json.JSONDecodeError, TypeError) as exc:
@@ -136,6 +488,10 @@ class ZarrBackend(Backend):
             version = "0.5" if self.root.metadata.zarr_format == 3 else None
         return str(version) if version is not None else None
 
+    def files(self) -> list[str]:
+        """The store's root folder (or prefix): the whole file set, chunks included."""
+        return [self.res.url.rstrip("/") or self.res.url]
+
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"ngff_version": self.ngff_version}
         if isinstance(self.root, zarr.Group):
@@ -157,7 +513,7 @@ class ZarrBackend(Backend):
             out = []
             for well in self.attrs["plate"].get("wells", []):
                 wpath = str(well["path"])
-                with storage_errors(self.res.url):
+                with metadata_errors(self.res.url, wpath):
                     wgroup = self.root[wpath]
                 images = ome_attrs(wgroup.attrs.asdict()).get("well", {}).get("images", [])
                 for img in images:
@@ -165,7 +521,7 @@ class ZarrBackend(Backend):
             return out
         # bioformats2raw layout
         series: list[str] | None = None
-        with storage_errors(self.res.url):
+        with metadata_errors(self.res.url, "OME"):
             if "OME" in self.root:
                 series = ome_attrs(self.root["OME"].attrs.asdict()).get("series")
             if series is None:
@@ -232,7 +588,7 @@ class ZarrBackend(Backend):
 
     def _load_scene(self, index: int) -> SceneData:
         name, path = self._scene_paths[index]
-        with storage_errors(self.res.url):
+        with metadata_errors(self.res.url, path):
             node = self.root[path] if path else self.root
         scene = self._image(node, name, self.res.url + (f"/{path}" if path else ""))
         if self.kind == "bioformats2raw" and self._ome_xml:
@@ -250,7 +606,8 @@ class ZarrBackend(Backend):
             letters = {2: "YX", 3: "ZYX", 4: "CZYX", 5: "TCZYX"}.get(node.ndim)
             if letters is None:
                 raise UnsupportedFormat(where, f"cannot interpret a {node.ndim}-D zarr array as an image")
-            check_declared_size(where, node.shape, node.dtype)
+            check_array(node, where, "")
+            guard_array(node, where)
             level = Level(node, AxisMap(letters, where), chunks=_chunks(node), name="zarr")
             levels = [level, *virtual_pyramid(level)]
             channels = [Channel(f"C{i}", c) for i, c in enumerate(default_colors(level.shape[1]))]
@@ -266,14 +623,19 @@ class ZarrBackend(Backend):
         levels = []
         scales = []
         for ds in ms.get("datasets", []):
-            with storage_errors(where):
+            ds_path = str(ds.get("path")) if isinstance(ds, dict) else ""
+            with metadata_errors(where, ds_path):
                 try:
-                    arr = node[ds["path"]]
+                    arr = node[ds_path]
                 except KeyError as exc:
-                    raise CorruptFile(where, f"multiscales lists dataset {ds['path']!r} which is missing") from exc
+                    raise CorruptFile(where, f"multiscales lists dataset {ds_path!r} which is missing") from exc
+                if not isinstance(arr, zarr.Array):
+                    raise CorruptFile(where, f"multiscales dataset {ds_path!r} is a group, not an array")
             if arr.ndim != len(letters):
-                raise CorruptFile(where, f"dataset {ds['path']!r} has {arr.ndim} dimensions, axes say {len(letters)}")
-            check_declared_size(where, arr.shape, arr.dtype)
+                raise CorruptFile(where, f"dataset {ds_path!r} has {arr.ndim} dimensions, axes say {len(letters)}")
+            with metadata_errors(where, ds_path):
+                check_array(arr, where, ds_path)
+                guard_array(arr, where + "/" + ds_path)
             levels.append(Level(arr, axis_map, chunks=_chunks(arr), name="zarr"))
             scales.append(_scale(ds.get("coordinateTransformations"), arr.ndim))
         if not levels:
@@ -310,7 +672,7 @@ class ZarrBackend(Backend):
             levels += extra
             virtual = bool(extra)
         labels: dict[str, Callable[[], SceneData]] = {}
-        with storage_errors(where):
+        with metadata_errors(where, "labels"):
             label_group = node.get("labels") if hasattr(node, "get") else None
             if isinstance(label_group, zarr.Group):
                 for label_name in ome_attrs(label_group.attrs.asdict()).get("labels", []):
@@ -319,7 +681,7 @@ class ZarrBackend(Backend):
 
     def _label_loader(self, group: Any, name: str, where: str) -> Callable[[], SceneData]:
         def load() -> SceneData:
-            with storage_errors(where):
+            with metadata_errors(where, f"labels/{name}"):
                 node = group[name]
             return self._image(node, name, f"{where}/labels/{name}")
 
