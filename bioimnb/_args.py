@@ -7,9 +7,18 @@ the contract (the flags scripts rely on) in one place.  No UI imports.
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 from typing import Any
 
-__all__ = ["add_convert_args", "add_storage_args", "convert_kwargs", "scenes_arg", "storage_options"]
+__all__ = [
+    "add_convert_args",
+    "add_storage_args",
+    "convert_kwargs",
+    "failure_line",
+    "scenes_arg",
+    "storage_options",
+]
 
 
 def add_storage_args(parser: argparse.ArgumentParser) -> None:
@@ -91,3 +100,41 @@ def convert_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "workers": args.workers,
         **storage_options(args),
     }
+
+
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EDQUOT}
+
+
+def failure_line(exc: BaseException, source: object = None, dest: object = None) -> str:
+    """``"<source>: <reason>"``, one line, for any exception a subcommand raised.
+
+    The last resort of both front ends: a :class:`~bioimnb.core.errors.BioimnbError` is its own
+    line; an ``OSError`` names its file and the system's reason (a full disk, a symbolic link
+    loop, a folder that cannot be created); ``MemoryError`` says so; anything else a reader
+    raised is "cannot be read" naming ``source`` (the image or URL the command was given).  An
+    ``OSError`` without a file name is named after ``dest`` when it is a writing error (a full
+    disk, a file too large, a read-only file system) and a ``dest`` is given.  Credentials in URLs are never shown.
+    """
+    from .core.errors import BioimnbError, display_source
+
+    if isinstance(exc, BioimnbError):
+        return str(exc)
+    shown = display_source(source) if source is not None else "bioimnb"
+    if isinstance(exc, MemoryError):
+        reason = "not enough memory (the image declares more data than this machine can hold)"
+    elif isinstance(exc, OSError) and (exc.strerror or exc.filename):
+        if exc.filename is not None:
+            shown = display_source(os.fsdecode(exc.filename))
+        elif dest is not None and exc.errno in _WRITE_ERRNOS:
+            shown = display_source(dest)
+        reason = exc.strerror or _first_line(exc)
+        if exc.filename2 is not None:
+            reason = f"{reason} ({display_source(os.fsdecode(exc.filename2))})"
+    else:
+        reason = f"cannot be read: {type(exc).__name__}: {_first_line(exc)}"
+    return " ".join(f"{shown}: {reason}".split())
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

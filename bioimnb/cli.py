@@ -2,7 +2,11 @@
 
 Every subcommand is a thin layer over the public API.  User errors (missing or unreadable
 input, an unreachable endpoint, ...) print one line ``bioimnb: error: <source>: <reason>`` on
-stderr and exit with status 2, never a traceback.
+stderr and exit with status 2, never a traceback.  That holds for whatever a command raises:
+an ``OSError`` (a full disk, a symbolic link loop, a destination that cannot be created) names
+its file and the system's reason, ``MemoryError`` says "not enough memory", and any other
+exception from a reader is "<source>: cannot be read: ...".  ``BIOIMNB_DEBUG=1`` re-raises those
+last ones with their traceback, for developers.
 """
 
 from __future__ import annotations
@@ -10,12 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._args import add_convert_args, add_storage_args, convert_kwargs, storage_options
+from ._args import add_convert_args, add_storage_args, convert_kwargs, failure_line, storage_options
 
 EXIT_USER_ERROR = 2
 
@@ -89,6 +94,27 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from .core.facts import scan
+    from .core.text import format_scan_line, format_scan_summary
+
+    run = scan(
+        args.url,
+        recursive=not args.no_recursive,
+        workers=args.workers,
+        cache=not args.no_cache,
+        **storage_options(args),
+    )
+    for facts in run:
+        if args.json:
+            print(json.dumps(facts.to_dict()))
+        else:
+            print(format_scan_line(facts.to_dict()))
+    summary = run.summary()
+    print(json.dumps({"summary": summary}) if args.json else format_scan_summary(summary))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .core.demo import make_demo_data
 
@@ -133,6 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--quiet", action="store_true", help="no progress output")
     conv.set_defaults(func=_cmd_convert)
 
+    sc = sub.add_parser("scan", help="facts of every image and file under a folder, bucket or prefix (headers only)")
+    sc.add_argument("url", nargs="?", default=".", help="folder, s3://bucket/prefix/ or http(s) URL")
+    sc.add_argument("--json", action="store_true", help="JSON Lines: one object per entry, then a summary line")
+    sc.add_argument("--no-recursive", action="store_true", help="only the folder itself, not its subfolders")
+    sc.add_argument("--workers", type=_page_size, default=4, metavar="N", help="images opened at once (default 4)")
+    sc.add_argument("--no-cache", action="store_true", help="open every image again (ignore the facts cache)")
+    add_storage_args(sc)
+    sc.set_defaults(func=_cmd_scan)
+
     demo = sub.add_parser("demo", help="write synthetic demo images (no download) into a folder")
     demo.add_argument("folder", nargs="?", default="notebooks/data")
     demo.add_argument("--small", action="store_true", help="1k instead of 4k images")
@@ -158,9 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return func(args)
     except BioimnbError as exc:
-        if sys.stderr.isatty():
-            print(file=sys.stderr)
-        print(f"bioimnb: error: {exc}", file=sys.stderr)
+        _error_line(str(exc))
         from .core.convert import ConversionCancelled
 
         return 130 if isinstance(exc, ConversionCancelled) else EXIT_USER_ERROR
@@ -169,6 +202,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # MemoryError, OSError, whatever a reader raised: still one line
+        if os.environ.get("BIOIMNB_DEBUG"):
+            raise
+        _error_line(failure_line(exc, _named_source(args), getattr(args, "dest", None)))
+        return EXIT_USER_ERROR
+
+
+def _named_source(args: argparse.Namespace) -> str | None:
+    """What the command was asked to read, for errors that do not name a file themselves."""
+    for name in ("source", "url", "folder"):
+        value = getattr(args, name, None)
+        if value:
+            return str(value)
+    return None
+
+
+def _error_line(line: str) -> None:
+    if sys.stderr.isatty():
+        print(file=sys.stderr)  # end a progress line first
+    print(f"bioimnb: error: {line}", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,7 +2,8 @@
 
 ``%load_ext bioimnb`` then ``%bioim info SOURCE``, ``%bioim ls [URL]``,
 ``%bioim convert SRC DST [flags]`` (a progress panel with a cancel button) and
-``%bioim view SOURCE``.  Each is a one-liner over the public API; flags are the CLI's.
+``%bioim view SOURCE``.  Each is a one-liner over the public API; flags are the CLI's.  Errors are one line, as in the
+CLI (IPython's ``UsageError``: no traceback), whatever the command raised.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 
-from ._args import add_convert_args, add_storage_args, convert_kwargs, storage_options
+from ._args import add_convert_args, add_storage_args, convert_kwargs, failure_line, storage_options
 
 __all__ = ["BioimMagics", "load_ipython_extension"]
 
@@ -84,6 +85,11 @@ class BioimMagics(Magics):
                 return bioimnb.view(args.source, **storage_options(args))  # type: ignore[attr-defined,misc]
         except BioimnbError as exc:
             raise UsageError(f"bioimnb: {exc}") from None
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # MemoryError, OSError, a reader's own error: one line too
+            line = failure_line(exc, getattr(args, "source", None) or getattr(args, "url", None), getattr(args, "dest", None))
+            raise UsageError(f"bioimnb: {line}") from None
         raise UsageError(f"%bioim: unknown command {args.command!r}")
 
 
