@@ -281,14 +281,16 @@ def _remote(res: Resolved) -> Classified:
             raise
     is_dir = info is None or info.get("type") == "directory"
     size = None if info is None else info.get("size")
-    if not is_dir and size is not None and int(size) < 2**20:
-        head = fs.cat_file(path, start=0, end=HEAD_BYTES)
-        if sniff_family(head) != "text" or format_for_content(head, name) is not None:
-            return file_kind(name, int(size), head)
-        is_dir = True  # an HTTP "file" that is an index page: maybe a zarr folder
-    elif not is_dir:
-        head = fs.cat_file(path, start=0, end=HEAD_BYTES)
-        return file_kind(name, None if size is None else int(size), head)
+    as_file: Classified | None = None
+    if not is_dir:
+        known = None if size is None else int(size)
+        head = fs.cat_file(path) if known is not None and known <= HEAD_BYTES else fs.cat_file(path, start=0, end=HEAD_BYTES)
+        http = bool({"http", "https"} & set(fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)))
+        index_page = http and sniff_family(head) == "text" and format_for_content(head, name) is None
+        as_file = file_kind(name, known, head)
+        if not index_page:
+            return as_file
+        # An HTTP "file" that is a folder's index page: a zarr folder when it holds metadata.
     base = path.rstrip("/")
     docs: dict[str, bytes | None] = {}
     for marker in ZARR_MARKERS:
@@ -303,6 +305,8 @@ def _remote(res: Resolved) -> Classified:
     found = zarr_metadata(docs)
     if found is not None:
         return found
+    if as_file is not None:
+        return as_file
     if info is None:
         raise FileNotFoundError(path)
     return Classified("folder", is_dir=True)

@@ -193,6 +193,11 @@ class MultiscaleImage:
             return lv.read(key)
 
     @property
+    def ome_xml(self) -> str | None:
+        """The source's own OME-XML document as written (OME-TIFF, bioformats2raw), else None."""
+        return self._backend.ome_xml()
+
+    @property
     def files(self) -> list[str]:
         """Every file or folder this image is made of (see :meth:`Backend.files`)."""
         return list(self._backend.files())

@@ -50,7 +50,7 @@ import heapq
 import os
 import posixpath
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
@@ -70,6 +70,7 @@ from .storage import is_local, resolve, storage_errors
 
 __all__ = [
     "Entry",
+    "walk",
     "InvalidPageToken",
     "ListingPage",
     "Location",
@@ -114,9 +115,14 @@ class Entry:
     """A conversion that has not finished writing (OME-Zarr written by bioimnb)."""
     error: str | None = None
     """Why an image-looking entry cannot be opened (empty, text, broken metadata, ...)."""
+    stamp: str | None = field(default=None, repr=False, compare=False)
+    """A token that changes when the entry changes (size and mtime, ETag, or a digest of a
+    zarr's metadata); None when the storage gives none.  Not part of the listing's JSON."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data.pop("stamp")
+        return data
 
     @classmethod
     def of(cls, name: str, path: str, found: Classified) -> Entry:
@@ -268,6 +274,7 @@ _Page = tuple[list[Entry], str | None]
 _Items = list[tuple[str, bool, int | None]]
 """(name, is_folder, size) rows of an S3 listing."""
 _Infos = list[dict[str, Any]]
+_Names = list[str]
 _Results = list[Any]
 
 
@@ -297,6 +304,7 @@ class Location:
         self._rel = rel
         self.show_hidden = show_hidden
         self.storage_options: dict[str, Any] = dict(storage_options or {})
+        self._etags: dict[str, str] = {}  # S3 keys of the page being listed -> ETag
 
     # -- identity -----------------------------------------------------------------------------
 
@@ -585,7 +593,9 @@ class Location:
             return Entry(name, path, "file")
         if found.kind == "file" and found.error and "link" in found.error:
             return Entry(name, path, "file")  # a link out of the root or a broken one: never followable
-        return Entry.of(name, path, found)
+        entry = Entry.of(name, path, found)
+        entry.stamp = _local_stamp(full, found.is_dir)
+        return entry
 
     # S3 ---------------------------------------------------------------------------------------
 
@@ -675,6 +685,8 @@ class Location:
             name = obj["Key"][len(prefix) :]
             if self._visible(name) and "/" not in name:  # skips the folder marker "prefix/"
                 batch.append((name, False, int(obj.get("Size", 0))))
+                if obj.get("ETag"):
+                    self._etags[obj["Key"]] = str(obj["ETag"])
         return batch
 
     async def _s3_has_mrxs(self, bucket: str, prefix: str, name: str) -> bool:
@@ -723,18 +735,9 @@ class Location:
             raise
         raise NotAFolder(source, "not a folder (it is a file)")
 
-    async def _s3_exists(self, bucket: str, prefix: str, names: tuple[str, ...]) -> bool:
-        """Whether any of ``names`` exists directly under ``prefix`` (one request per call)."""
-        common = os.path.commonprefix(list(names))
-        resp = await self._s3_call(
-            "list_objects_v2", Bucket=bucket, Prefix=prefix + common, MaxKeys=len(names) + 8
-        )
-        keys = {obj["Key"] for obj in resp.get("Contents") or []}
-        return any(prefix + n in keys for n in names)
-
-    async def _s3_markers(self, bucket: str, inner: str) -> list[str]:
+    async def _s3_markers(self, bucket: str, inner: str) -> _Names:
         """The zarr metadata files directly under ``inner`` (two small listing requests)."""
-        found: list[str] = []
+        found: _Names = []
         for probe, names in (("zarr.json", ("zarr.json",)), (".z", (".zattrs", ".zgroup", ".zarray"))):
             resp = await self._s3_call("list_objects_v2", Bucket=bucket, Prefix=inner + probe, MaxKeys=16)
             keys = {obj["Key"] for obj in resp.get("Contents") or []}
@@ -759,8 +762,13 @@ class Location:
             inner = f"{prefix}{name}/"
             markers = await self._s3_markers(bucket, inner)
             datas = await asyncio.gather(*(self._s3_read(f"{bucket}/{inner}{m}") for m in markers))
-            found = zarr_metadata(dict(zip(markers, datas)))
-            return Entry.of(name, path, found) if found else Entry(name, path, "folder")
+            docs: dict[str, bytes | None] = dict(zip(markers, datas))
+            found = zarr_metadata(docs)
+            if not found:
+                return Entry(name, path, "folder")
+            entry = Entry.of(name, path, found)
+            entry.stamp = _docs_stamp(docs)
+            return entry
         fmt = format_for_name(name)
         if fmt is None:
             return Entry(name, path, "file", None, size)
@@ -781,8 +789,13 @@ class Location:
                 if not resp.get("IsTruncated") or not cont:
                     break
             return Entry(name, path, "image", fmt.name, total, files)
-        head = b"" if size == 0 else await self._s3_read(fs_path, HEAD_BYTES)
-        return Entry.of(name, path, file_kind(name, size, head))
+        # A small object is read whole: some servers refuse a range past the end.
+        small = size is not None and size <= HEAD_BYTES
+        head = b"" if size == 0 else await self._s3_read(fs_path, None if small else HEAD_BYTES)
+        entry = Entry.of(name, path, file_kind(name, size, head))
+        etag = self._etags.get(f"{prefix}{name}")
+        entry.stamp = f"{size}:{etag}" if etag else None
+        return entry
 
     # HTTP and other fsspec filesystems ---------------------------------------------------------
 
@@ -831,6 +844,8 @@ class Location:
                 stem = name[: -len(_MRXS_SUFFIX)]
                 if stem in by_name and by_name[stem][0]:
                     checks[f"mrxs:{name}"] = self._call(fs, "ls", by_name[stem][2], detail=True)
+            elif fmt is not None and size is not None and size <= HEAD_BYTES:
+                checks[f"head:{name}"] = self._call(fs, "cat_file", full)
             elif fmt is not None:
                 checks[f"head:{name}"] = self._call(fs, "cat_file", full, start=0, end=HEAD_BYTES)
         results = self._run(checks)
@@ -960,3 +975,75 @@ def _s3_code(exc: BaseException) -> str | None:
                 return str(code)
         current = current.__cause__ or current.__context__
     return None
+
+
+def _docs_stamp(docs: dict[str, bytes | None]) -> str:
+    import hashlib
+
+    digest = hashlib.sha1(usedforsecurity=False)
+    for marker in sorted(docs):
+        digest.update(marker.encode() + b"\0" + (docs[marker] or b"") + b"\0")
+    return "meta:" + digest.hexdigest()
+
+
+def _local_stamp(path: str, is_dir: bool) -> str | None:
+    """Size and mtime of a file; for a folder store, of its top-level metadata files."""
+    try:
+        if not is_dir:
+            st = os.stat(path)
+            return f"{st.st_size}:{st.st_mtime_ns}"
+        stamps = []
+        for marker in ZARR_MARKERS:
+            try:
+                st = os.stat(os.path.join(path, marker))
+            except OSError:
+                continue
+            stamps.append(f"{marker}:{st.st_size}:{st.st_mtime_ns}")
+        return ";".join(stamps) or None
+    except OSError:
+        return None
+
+
+def walk(
+    url: str | os.PathLike[str] = ".",
+    *,
+    recursive: bool = True,
+    root: str | os.PathLike[str] | None = None,
+    show_hidden: bool = False,
+    page_size: int = 1000,
+    stamps: bool = False,
+    **storage_options: Any,
+) -> Iterator[Any]:
+    """Every entry below ``url``, folder by folder in name order, paged (memory bounded by a
+    page and the folders still to visit); images (an OME-Zarr folder, an MRXS set) are entries,
+    never descended into.  Folders are yielded before their contents.
+
+    Yields :class:`Entry`; with ``stamps=True``, ``(entry, source, stamp)`` where ``source`` is
+    what to pass to ``open_image`` and ``stamp`` is :attr:`Entry.stamp`.
+    """
+    top = browse(url, root=root, show_hidden=show_hidden, **storage_options)
+    stack: list[Location] = [top]
+    while stack:
+        loc = stack.pop()
+        token: str | None = None
+        folders: list[str] = []
+        while True:
+            page = loc.list(page_size=page_size, page=token)
+            for entry in page.entries:
+                if entry.kind == "folder":
+                    folders.append(entry.name)
+                if stamps:
+                    source: str | None = entry.path
+                    if loc.rooted:
+                        try:
+                            source = loc.source(entry.name)
+                        except PathEscapesRoot:
+                            source = None  # listed (as a plain file), never opened
+                    yield entry, source, entry.stamp
+                else:
+                    yield entry
+            token = page.next_page
+            if token is None:
+                break
+        if recursive:
+            stack.extend(loc.child(name) for name in reversed(folders))

@@ -180,15 +180,9 @@ def _open_tiff(res: Resolved, fmt: Format, size: int) -> Backend:
 
 
 def _open_tiff_companion(res: Resolved, fmt: Format, size: int) -> Backend:
-    from .readers import tiff
+    from .readers.tiff import open_tiff_set
 
-    opener = getattr(tiff, "open_companion", None)
-    if opener is None:
-        from .errors import UnsupportedFormat
-
-        raise UnsupportedFormat(res.url, "opening a fileset from its .companion.ome file is not supported yet")
-    result: Backend = opener(res, size)
-    return result
+    return open_tiff_set(res)
 
 
 def _open_zarr(res: Resolved, fmt: Format, size: int) -> Backend:

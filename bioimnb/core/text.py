@@ -57,3 +57,27 @@ def format_listing(page: dict[str, Any]) -> str:
     if page.get("next_page"):
         lines.append(f"... more: --page {page['next_page']}")
     return "\n".join(lines)
+
+
+def format_scan_line(facts: dict[str, Any]) -> str:
+    """One entry of ``bioimnb scan`` as a readable line."""
+    kind = facts.get("format") or facts["kind"]
+    extra = ""
+    scenes = facts.get("scenes") or []
+    if scenes:
+        first = scenes[0]
+        extra = f"  {first['axes']} {'x'.join(map(str, first['shape']))} {first['dtype']}"
+        if len(scenes) > 1:
+            extra += f" (+{len(scenes) - 1} scenes)"
+    if facts.get("incomplete"):
+        extra += "  INCOMPLETE"
+    if facts.get("error"):
+        extra += f"  ERROR: {facts['error']}"
+    return f"{kind:>14}  {human_size(facts.get('bytes')):>9}  {facts['path']}{extra}"
+
+
+def format_scan_summary(summary: dict[str, Any]) -> str:
+    return (
+        f"{summary['images']} image(s), {summary['files']} other file(s), "
+        f"{human_size(summary['bytes'])}, {summary['errors']} error(s) in {summary['seconds']:.1f} s"
+    )

@@ -10,6 +10,7 @@ import { FileBrowser, IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import { ServerConnection } from '@jupyterlab/services';
 import { IStateDB } from '@jupyterlab/statedb';
 import { imageIcon } from '@jupyterlab/ui-components';
+import FILE_TYPE_DATA from './filetypes.json';
 import {
   FACTORY,
   MODEL,
@@ -53,30 +54,20 @@ export async function requestAPI<T>(
   return data as T;
 }
 
-/** The file types bioimnb opens by default, and those it is only offered for. */
-const FILE_TYPES = [
-  {
-    name: 'bioimnb-ome-tiff',
-    displayName: 'OME-TIFF image',
-    extensions: ['.ome.tif', '.ome.tiff', '.ome.tf2', '.ome.tf8', '.ome.btf'],
-    mimeTypes: ['image/tiff']
-  },
-  {
-    name: 'bioimnb-slide',
-    displayName: 'Whole-slide image',
-    extensions: ['.svs', '.ndpi', '.scn', '.mrxs', '.vms', '.bif'],
-    mimeTypes: ['application/octet-stream']
-  },
-  {
-    name: 'bioimnb-microscopy',
-    displayName: 'Microscopy image',
-    extensions: ['.czi', '.nd2', '.lif', '.dv', '.r3d'],
-    mimeTypes: ['application/octet-stream']
-  }
-];
+/**
+ * The file types bioimnb opens by default, and those it is only offered for ("Open With").
+ * Generated from the Python reader registry (`python -m bioimnb.core.registry >
+ * src/filetypes.json`); a test keeps the two equal, so a new reader needs no edit here.
+ */
+const FILE_TYPES = FILE_TYPE_DATA.filter(ft => ft.default).map(ft => ({
+  name: ft.name,
+  displayName: ft.displayName,
+  extensions: ft.extensions,
+  mimeTypes: ['application/octet-stream']
+}));
 const DEFAULT_FOR = FILE_TYPES.map(ft => ft.name);
-/** JupyterLab's own 'tiff' type (.tif/.tiff): bioimnb is offered under "Open With". */
-const ALSO_FOR = ['tiff'];
+/** JupyterLab's own types for the plain formats (.tif/.tiff, .png, .jpg): offered, not default. */
+const ALSO_FOR = ['tiff', 'png', 'jpeg'];
 
 const OPEN_COMMAND = 'bioimnb:open-viewer';
 const ZARR = /\.zarr\/?$/i;

@@ -1,0 +1,390 @@
+"""Image facts (what an image holds, from headers only) and ``scan``: facts for every image and
+file under a folder or prefix.
+
+:class:`ImageFacts` is small and serialisable: format, reader, bytes on storage, file count,
+scenes (shaped as in ``bioimnb info --json``), NGFF version, the incomplete flag, acquisition
+date, instrument and objective where the metadata says, and ``error`` when the image cannot be
+opened.  Browse, DMP snippets, metadata completeness and transfer manifests all read it.
+
+``scan`` walks a tree (:func:`bioimnb.core.locations.walk`), classifies every entry
+(:mod:`bioimnb.core.classify`), and opens images on a small thread pool with a bounded number in
+flight, so memory does not grow with the tree.  Facts are cached by (path, size, mtime or ETag)
+in a SQLite file, so a re-scan of an unchanged tree opens nothing again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import BioimnbError
+from .version import VERSION
+
+__all__ = ["FactsCache", "ImageFacts", "Scan", "ScanProgress", "image_facts", "scan"]
+
+CACHE_SCHEMA = 1
+
+
+@dataclass
+class ImageFacts:
+    path: str
+    """As the listing gives it: a full path or URL, or root-relative under a root."""
+    kind: str
+    """``image``, ``file`` (folders are walked, not reported)."""
+    format: str | None = None
+    reader: str | None = None
+    bytes: int | None = None
+    """Bytes on storage (all files of the image)."""
+    files: int | None = None
+    """How many files the image is made of (1 for a single file)."""
+    incomplete: bool = False
+    error: str | None = None
+    scenes: list[dict[str, Any]] | None = None
+    """For images: per scene as ``bioimnb info --json`` gives it."""
+    ngff_version: str | None = None
+    acquired: str | None = None
+    """Acquisition date (ISO 8601) of the first scene that states one."""
+    instrument: str | None = None
+    objective: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        if self.kind != "image":
+            for key in ("scenes", "ngff_version", "acquired", "instrument", "objective"):
+                data.pop(key)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ImageFacts:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class ScanProgress:
+    entries: int = 0
+    images: int = 0
+    files: int = 0
+    bytes: int = 0
+    errors: int = 0
+    cached: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "images": self.images,
+            "files": self.files,
+            "bytes": self.bytes,
+            "errors": self.errors,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Facts of one image
+# --------------------------------------------------------------------------------------------
+
+
+def _tag(el: ET.Element) -> str:
+    return el.tag.rsplit("}", 1)[-1]
+
+
+def ome_acquisition(xml: str | bytes | None, source: object) -> dict[str, str | None]:
+    """Acquisition date, instrument and objective from OME-XML (safe parsing; None where the
+    document is silent or unreadable)."""
+    out: dict[str, str | None] = {"acquired": None, "instrument": None, "objective": None}
+    if not xml:
+        return out
+    from .ome import check_xml
+
+    try:
+        root = ET.fromstring(check_xml(xml, source))
+    except (BioimnbError, ET.ParseError):
+        return out
+    for el in root.iter():
+        name = _tag(el)
+        if name == "AcquisitionDate" and out["acquired"] is None and (el.text or "").strip():
+            out["acquired"] = (el.text or "").strip()
+        elif name == "Microscope" and out["instrument"] is None:
+            words = [el.get("Manufacturer"), el.get("Model")]
+            text = " ".join(w for w in words if w)
+            out["instrument"] = text or None
+        elif name == "Objective" and out["objective"] is None:
+            parts = [el.get("Manufacturer"), el.get("Model")]
+            mag, na = el.get("NominalMagnification"), el.get("LensNA")
+            if mag:
+                parts.append(f"{float(mag):g}x")
+            if na:
+                parts.append(f"NA {float(na):g}")
+            out["objective"] = " ".join(p for p in parts if p) or None
+    return out
+
+
+def image_facts(source: str, *, root: str | None = None, shown: str | None = None, **storage_options: Any) -> ImageFacts:
+    """Facts of one image, from its headers (never pixels).  Errors become ``error``."""
+    from .classify import classify
+    from .images import open_image
+
+    path = shown or source
+    try:
+        found = classify(source, root=root, **storage_options)
+    except BioimnbError as exc:
+        return ImageFacts(path, "file", error=exc.reason)
+    if found.kind != "image":
+        return ImageFacts(path, found.kind, bytes=found.size, files=1, error=found.error)
+    facts = ImageFacts(
+        path,
+        "image",
+        found.format,
+        found.reader,
+        found.size,
+        found.files or 1,
+        found.incomplete,
+        found.error,
+        ngff_version=found.ngff_version,
+    )
+    if found.error:
+        return facts
+    try:
+        with open_image(source, root=root, **storage_options) as img:
+            info = img.describe()
+            facts.format = img.format
+            facts.reader = img.reader
+            facts.scenes = info["scenes"]
+            facts.incomplete = bool(info.get("incomplete")) or facts.incomplete
+            facts.ngff_version = info.get("ngff_version") or facts.ngff_version
+            files = img.files
+            if len(files) > 1:
+                facts.files = len(files)
+                facts.bytes = _sizes(files, facts.bytes)
+            facts.__dict__.update(ome_acquisition(img.ome_xml, source))
+    except BioimnbError as exc:
+        facts.error = exc.reason
+    except Exception as exc:  # noqa: BLE001 - a scan reports every unreadable file and goes on
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        facts.error = f"cannot be read ({type(exc).__name__}: {first[:200]})"
+    if found.is_dir and facts.bytes is None:
+        facts.bytes, facts.files = _store_size(source, storage_options)
+    return facts
+
+
+def _sizes(files: list[str], fallback: int | None) -> int | None:
+    total = 0
+    for f in files:
+        try:
+            total += os.path.getsize(f) if os.path.isfile(f) else _store_size(f, {})[0] or 0
+        except OSError:
+            return fallback
+    return total
+
+
+def _store_size(source: str, storage_options: dict[str, Any]) -> tuple[int | None, int | None]:
+    """(bytes, files) of a folder store (a zarr), by listing it: no file is read."""
+    from .storage import resolve
+
+    try:
+        res = resolve(source, **storage_options)
+        if res.local:
+            total = count = 0
+            stack = [res.path]
+            while stack:
+                with os.scandir(stack.pop()) as it:
+                    for de in it:
+                        if de.is_dir(follow_symlinks=False):
+                            stack.append(de.path)
+                        elif de.is_file(follow_symlinks=False):
+                            total += de.stat(follow_symlinks=False).st_size
+                            count += 1
+            return total, count
+        sizes = res.fs.du(res.path, total=False, withdirs=False)
+        return int(sum(int(v or 0) for v in sizes.values())), len(sizes)
+    except Exception:  # noqa: BLE001 - unknown rather than wrong
+        return None, None
+
+
+# --------------------------------------------------------------------------------------------
+# The cache
+# --------------------------------------------------------------------------------------------
+
+
+def default_cache_path() -> Path:
+    base = os.environ.get("BIOIMNB_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "bioimnb"
+    )
+    return Path(base) / "facts.sqlite"
+
+
+class FactsCache:
+    """Facts by (path, stamp): the stamp is size + mtime (local) or size + ETag (object stores);
+    a changed file gets a new stamp and is opened again.  Thread-safe; one SQLite file."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else default_cache_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=10)
+        with self._lock, self._db:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS facts (path TEXT PRIMARY KEY, stamp TEXT, facts TEXT)"
+            )
+        self._pending: list[tuple[str, str, str]] = []
+
+    @staticmethod
+    def _version_stamp(stamp: str) -> str:
+        return f"{CACHE_SCHEMA}:{VERSION}:{stamp}"
+
+    def get(self, path: str, stamp: str) -> ImageFacts | None:
+        with self._lock:
+            row = self._db.execute("SELECT stamp, facts FROM facts WHERE path = ?", (path,)).fetchone()
+        if row is None or row[0] != self._version_stamp(stamp):
+            return None
+        return ImageFacts.from_dict(json.loads(row[1]))
+
+    def put(self, path: str, stamp: str, facts: ImageFacts) -> None:
+        with self._lock:
+            self._pending.append((path, self._version_stamp(stamp), json.dumps(asdict(facts))))
+            if len(self._pending) >= 500:
+                self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            with self._db:
+                self._db.executemany("INSERT OR REPLACE INTO facts VALUES (?, ?, ?)", self._pending)
+            self._pending.clear()
+
+    def close(self) -> None:
+        with self._lock:
+            self._flush()
+            self._db.close()
+
+
+# --------------------------------------------------------------------------------------------
+# scan
+# --------------------------------------------------------------------------------------------
+
+
+class Scan:
+    """An iteration over :class:`ImageFacts`; :attr:`progress` holds the counts so far (its
+    :meth:`ScanProgress.summary` is the last line of ``bioimnb scan``)."""
+
+    def __init__(self, run: Callable[[ScanProgress], Iterator[ImageFacts]]) -> None:
+        self.progress = ScanProgress()
+        self._it = run(self.progress)
+
+    def __iter__(self) -> Iterator[ImageFacts]:
+        return self._it
+
+    def __next__(self) -> ImageFacts:
+        return next(self._it)
+
+    def summary(self) -> dict[str, Any]:
+        return self.progress.summary()
+
+
+def scan(
+    url: str | os.PathLike[str] = ".",
+    *,
+    recursive: bool = True,
+    root: str | os.PathLike[str] | None = None,
+    progress: Callable[[ScanProgress], None] | None = None,
+    workers: int = 4,
+    cache: bool | str | os.PathLike[str] = True,
+    show_hidden: bool = False,
+    **storage_options: Any,
+) -> Scan:
+    """Facts for every image and file under ``url`` (a folder, bucket or prefix).
+
+    Images are opened for their headers on ``workers`` threads, at most ``2 * workers`` at a
+    time; results come in walk order.  Unreadable files are entries with ``error``, never an
+    exception.  ``cache``: True (the user cache file), a path to a cache file, or False.
+    ``progress`` is called with a :class:`ScanProgress` after each entry.  The returned
+    :class:`Scan` iterates; its :meth:`Scan.summary` gives the totals (``bioimnb scan`` prints it).
+    """
+    return Scan(
+        lambda state: _scan(
+            state, url, recursive, root, progress, workers, cache, show_hidden, storage_options
+        )
+    )
+
+
+def _scan(
+    state: ScanProgress,
+    url: str | os.PathLike[str],
+    recursive: bool,
+    root: str | os.PathLike[str] | None,
+    progress: Callable[[ScanProgress], None] | None,
+    workers: int,
+    cache: bool | str | os.PathLike[str],
+    show_hidden: bool,
+    storage_options: dict[str, Any],
+) -> Iterator[ImageFacts]:
+    from .locations import walk
+
+    store: FactsCache | None = None
+    if cache:
+        store = FactsCache(None if cache is True else cache)
+    state.started = time.perf_counter()
+    root_text = None if root is None else os.fspath(root)
+    pending: deque[tuple[Any, Future[ImageFacts] | ImageFacts, str | None]] = deque()
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="bioimnb-scan")
+
+    def finish(entry: Any, result: Future[ImageFacts] | ImageFacts, stamp: str | None) -> ImageFacts:
+        facts = result.result() if isinstance(result, Future) else result
+        if store is not None and stamp is not None and isinstance(result, Future):
+            store.put(entry.path, stamp, facts)
+        state.entries += 1
+        if facts.kind == "image":
+            state.images += 1
+        else:
+            state.files += 1
+        state.bytes += facts.bytes or 0
+        state.errors += 1 if facts.error else 0
+        if progress is not None:
+            progress(state)
+        return facts
+
+    try:
+        for entry, source, stamp in walk(
+            url, recursive=recursive, root=root, show_hidden=show_hidden, stamps=True, **storage_options
+        ):
+            if entry.kind == "folder":
+                continue
+            result: Future[ImageFacts] | ImageFacts
+            if entry.kind != "image" or source is None:
+                result = ImageFacts(entry.path, "file", bytes=entry.size, files=1, error=entry.error)
+            else:
+                hit = store.get(entry.path, stamp) if store is not None and stamp is not None else None
+                if hit is not None:
+                    state.cached += 1
+                    result = hit
+                else:
+                    result = pool.submit(
+                        image_facts, source, root=root_text, shown=entry.path, **storage_options
+                    )
+            pending.append((entry, result, stamp))
+            while len(pending) > 2 * max(1, workers) or (pending and not isinstance(pending[0][1], Future)):
+                yield finish(*pending.popleft())
+        while pending:
+            yield finish(*pending.popleft())
+    finally:
+        for _, result, _ in pending:
+            if isinstance(result, Future):
+                result.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+        if store is not None:
+            store.close()
