@@ -237,7 +237,16 @@ class _Guarded:
     def __getitem__(self, key: Any) -> Any:
         if self.segment_bytes > limits().max_decode_bytes:
             raise decode_limit_error(self.source, self.kind, self.segment_bytes)
-        return self.arr[key]
+        try:
+            return self.arr[key]
+        except (BioimnbError, IndexError, OSError, MemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - codec and structure errors of a damaged file
+            raise CorruptFile(self.source, f"cannot read a {self.kind} ({type(exc).__name__}: {_first(exc)})") from exc
+
+
+def _first(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
 def _aperio_name(page: Any) -> str | None:
@@ -528,6 +537,9 @@ class TiffBackend(Backend):
             and lv.keyframe.fillorder == 1
         ):
             # Contiguous, uncompressed: a memory map reads only the pages a region touches.
+            need = int(lv.dataoffset) + int(np.prod(lv.shape, dtype=np.int64)) * np.dtype(lv.dtype).itemsize
+            if need > self.size:
+                raise CorruptFile(self.res.url, f"truncated: image data runs to byte {need} but the file has {self.size} bytes")
             mm = np.memmap(
                 self.res.path,
                 dtype=np.dtype(lv.dtype).newbyteorder(self.tif.byteorder),
@@ -553,8 +565,13 @@ class TiffBackend(Backend):
         axis_map = AxisMap(s.axes, self.res.url)
         levels = []
         for k in range(len(s.levels)):
-            with storage_errors(self.res.url):
-                native, chunks = self._native(index, k)
+            try:
+                with storage_errors(self.res.url):
+                    native, chunks = self._native(index, k)
+            except BioimnbError:
+                raise
+            except (ZeroDivisionError, ValueError, TypeError, IndexError, KeyError, OverflowError, struct_error()) as exc:
+                raise CorruptFile(self.res.url, f"malformed TIFF level {k} ({type(exc).__name__}: {_first(exc)})") from exc
             levels.append(Level(native, AxisMap(s.levels[k].axes, self.res.url), chunks=chunks, name="tiff"))
         virtual = False
         if len(levels) == 1:

@@ -30,6 +30,9 @@ __all__ = ["DirectTiffLevel", "FilePool", "decode_limit_error", "direct_level"]
 _SAFE_COMPRESSION = {1, 5, 7, 8, 32946, 50000, 50001, 34887, 34925, 34933, 34934}
 # Codecs a strip larger than the decode limit can still be read from, a band of rows at a time.
 _ROW_STREAMABLE = {1, 8, 32946}
+# ... up to this many times the decode limit (beyond, even reading the last rows once costs too
+# much time to be worth it: such a strip is refused like any other).
+_STREAM_FACTOR = 8
 
 
 def decode_limit_error(source: object, kind: str, nbytes: int) -> CorruptFile:
@@ -132,8 +135,8 @@ class DirectTiffLevel:
     or strip is decoded only if its declared decoded size is within
     :func:`~bioimnb.core.limits.limits` ``.max_decode_bytes``, into a buffer of that size (the
     codecs get ``out=``), so a stream that lies about its length cannot grow past it.  Larger
-    uncompressed or deflate strips are read a band of rows at a time instead; other codecs are
-    refused with a one-line error.
+    uncompressed or deflate strips (up to ``_STREAM_FACTOR`` times the limit) are read as a
+    stream keeping only the rows asked for; anything else is refused with a one-line error.
     """
 
     def __init__(
@@ -199,7 +202,11 @@ class DirectTiffLevel:
             raise self._truncated(fd, offset + count)
         cap = limits().max_decode_bytes
         if self.segment_bytes > cap or count > cap:
-            if self.streamable and ww * self.samples * self.dtype.itemsize <= cap:
+            if (
+                self.streamable
+                and ww * self.samples * self.dtype.itemsize <= cap
+                and max(self.segment_bytes, count) <= _STREAM_FACTOR * cap
+            ):
                 return self._rows(fd, offset, count, wanted, ww)
             raise decode_limit_error(self.source, self.kind, max(self.segment_bytes, count))
         data = fd.pread(offset, count)
