@@ -174,16 +174,32 @@ class Level:
         return self.axis_map.read(self.native, key)
 
 
+VIRTUAL_BLOCK = 512
+"""Virtual levels are sampled and cached in blocks of this many output pixels a side."""
+VIRTUAL_CACHE_BYTES = 64 * 2**20
+"""Each scene's virtual-level cache holds at most this much; all of them together, and every
+other cache of the process, at most ``limits().memory_budget`` (:mod:`bioimnb.core.cache`)."""
+
+
+def virtual_factor(level: int) -> int:
+    """The sampling stride of virtual level ``level`` of :func:`virtual_pyramid` (``2**level``):
+    level-0 pixels per virtual-level pixel, in Y and X."""
+    return 2**level
+
+
 class VirtualLevelArray:
     """A downsampled view of level 0 for images that have no pyramid of their own.
 
     Pixels are sampled with stride ``factor`` (nearest neighbour), in blocks of ``block`` x
-    ``block`` output pixels cached in a bounded LRU.  Reading the coarsest level of a 20k x 20k
-    flat image touches only the rows and tiles that hold sampled pixels, never a full-resolution
-    copy (strip-organised and uncompressed files then read a fraction of the image).
+    ``block`` output pixels cached in a bounded LRU (an :class:`ArrayCache`, so within the
+    process-wide memory budget).  Reading the coarsest level of a 20k x 20k flat image touches
+    only the rows and tiles that hold sampled pixels, never a full-resolution copy
+    (strip-organised and uncompressed files then read a fraction of the image).
     """
 
-    def __init__(self, source: Level, factor: int, cache: ArrayCache, block: int = 512) -> None:
+    def __init__(
+        self, source: Level, factor: int, cache: ArrayCache, block: int = VIRTUAL_BLOCK
+    ) -> None:
         self.source = source
         self.factor = factor
         self.cache = cache
@@ -255,14 +271,17 @@ class VirtualLevelArray:
 
 
 def virtual_pyramid(level0: Level, tile: int = 256, cache: ArrayCache | None = None) -> list[Level]:
-    """Levels 1..n for a single-level image: halve Y and X until both fit ``tile`` pixels."""
-    cache = cache or ArrayCache(64 * 2**20)
+    """Levels 1..n for a single-level image: halve Y and X until both fit ``tile`` pixels.
+    Level ``i`` samples level 0 with stride :func:`virtual_factor` ``(i)``.  The sampled blocks
+    go to ``cache``, by default one of :data:`VIRTUAL_CACHE_BYTES` per call (per scene), which
+    draws from the process-wide memory budget like every core cache."""
+    cache = cache if cache is not None else ArrayCache(VIRTUAL_CACHE_BYTES)
     levels: list[Level] = []
     ny, nx = level0.shape[3], level0.shape[4]
-    factor = 1
-    while max(-(-ny // factor), -(-nx // factor)) > tile:
-        factor *= 2
-        arr = VirtualLevelArray(level0, factor, cache)
+    index = 0
+    while max(-(-ny // virtual_factor(index)), -(-nx // virtual_factor(index))) > tile:
+        index += 1
+        arr = VirtualLevelArray(level0, virtual_factor(index), cache)
         levels.append(Level(arr, AxisMap(arr.axes), chunks=arr.chunks, name="virtual"))
     return levels
 
