@@ -1,6 +1,7 @@
-"""Real servers for the test suite: a SeaweedFS S3 endpoint and a Range-capable HTTP server.
+"""Real servers for the test suite: a SeaweedFS S3 endpoint, a Range-capable HTTP server and a
+Jupyter server with bioimnb enabled.
 
-Both listen on 127.0.0.1 only, on ports chosen at runtime, so parallel test runs do not clash.
+All listen on 127.0.0.1 only, on ports chosen at runtime, so parallel test runs do not clash.
 
 >>> with SeaweedS3.start(tmp_dir) as s3:          # doctest: +SKIP
 ...     s3.fs.mkdir(s3.new_bucket())
@@ -31,7 +32,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-__all__ = ["RangeRequestHandler", "SeaweedS3", "StaticHTTPServer", "find_weed", "free_port"]
+__all__ = ["JupyterServer", "RangeRequestHandler", "SeaweedS3", "StaticHTTPServer", "find_weed", "free_port"]
 
 
 def free_port() -> int:
@@ -391,6 +392,119 @@ class StaticHTTPServer:
 
     def __enter__(self) -> str:
         return self.url
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# Jupyter
+# --------------------------------------------------------------------------------------------
+
+
+class JupyterServer:
+    """A real ``jupyter server`` process on loopback, bioimnb enabled, token required.
+
+    ``get(route, **params)`` -> ``(status, headers, body)`` for ``{base_url}bioimnb/<route>``;
+    ``stop()`` sends SIGTERM and returns the seconds the process took to exit.
+    """
+
+    def __init__(
+        self,
+        root_dir: str | os.PathLike[str],
+        workdir: str | os.PathLike[str],
+        *,
+        base_url: str = "/user/alice/",
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.root_dir = Path(root_dir)
+        self.workdir = Path(workdir)
+        self.base_url = base_url
+        self.token = secrets.token_hex(16)
+        self.port = free_port()
+        self.log_path = self.workdir / "jupyter-server.log"
+        self.env = {**os.environ, **(env or {})}
+        for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR"):
+            path = self.workdir / name.lower()
+            path.mkdir(parents=True, exist_ok=True)
+            self.env[name] = str(path)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.base_url}"
+
+    def start(self, timeout: float = 60.0) -> JupyterServer:
+        args = [
+            sys.executable, "-m", "jupyter_server",
+            f"--ServerApp.root_dir={self.root_dir}",
+            f"--ServerApp.base_url={self.base_url}",
+            f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.port={self.port}",
+            "--ServerApp.ip=127.0.0.1",
+            "--ServerApp.open_browser=False",
+            "--ServerApp.port_retries=0",
+            "--ServerApp.jpserver_extensions=bioimnb=True",
+            "--ServerApp.reraise_server_extension_failures=True",
+        ]  # fmt: skip
+        if os.geteuid() == 0:
+            args.append("--allow-root")  # containers and CI often run as root
+        log = open(self.log_path, "wb")  # noqa: SIM115 - closed by the child's exit
+        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.workdir)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"jupyter server exited early:\n{self.log_tail()}")
+            try:
+                if self.get("version", timeout=2)[0] == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"jupyter server did not answer in {timeout:.0f} s:\n{self.log_tail()}")
+
+    def get(self, route: str, *, timeout: float = 30.0, **params: Any) -> tuple[int, dict[str, str], bytes]:
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+
+        query = urllib.parse.urlencode({k: str(v) for k, v in params.items()})
+        url = f"{self.url}bioimnb/{route}" + (f"?{query}" if query else "")
+        request = urllib.request.Request(url, headers={"Authorization": f"token {self.token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, dict(exc.headers), exc.read()
+
+    def stop(self, timeout: float = 30.0) -> float:
+        """SIGTERM; the seconds until the process exited (killed after ``timeout``: inf)."""
+        if self.process is None or self.process.poll() is not None:
+            return 0.0
+        start = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+            return float("inf")
+        return time.monotonic() - start
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return "(no log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def __enter__(self) -> JupyterServer:
+        return self.start()
 
     def __exit__(
         self,

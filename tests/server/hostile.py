@@ -148,3 +148,50 @@ def fifo(path: Path) -> None:
     """A named pipe where a file is expected: opening it for reading blocks forever."""
     path.parent.mkdir(parents=True, exist_ok=True)
     os.mkfifo(path)
+
+
+def zstd_rle_frame(total: int) -> bytes:
+    """A valid zstd frame of ``total`` zero bytes made of RLE blocks: about 4 bytes per 128 KiB
+    (48 KB for 1.6 GB), written by hand so the test never holds the decoded bytes itself."""
+    out = bytearray((0xFD2FB528).to_bytes(4, "little"))
+    out += bytes([0xC0, 0x38]) + total.to_bytes(8, "little")  # 8-byte content size; 128 KiB window
+    block, left = 1 << 17, total
+    while left > 0:
+        n = min(block, left)
+        left -= n
+        header = (1 if left == 0 else 0) | (1 << 1) | (n << 3)  # last flag, type RLE, size
+        out += header.to_bytes(3, "little") + b"\x00"
+    return bytes(out)
+
+
+def zarr_zstd_bomb(path: Path, side: int = 40_000) -> None:
+    """An NGFF 0.5 image of one zstd chunk (1, side, side) uint8 that is ~48 KB on disk and
+    1.6 GB decoded (for the default side)."""
+    path.mkdir(parents=True)
+    axes = [{"name": "c", "type": "channel"}, {"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
+    dataset = {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1, 1, 1]}]}
+    group = {
+        "zarr_format": 3,
+        "node_type": "group",
+        "attributes": {"ome": {"version": "0.5", "multiscales": [{"axes": axes, "datasets": [dataset]}]}},
+    }
+    (path / "zarr.json").write_text(json.dumps(group))
+    array = {
+        "zarr_format": 3,
+        "node_type": "array",
+        "shape": [1, side, side],
+        "data_type": "uint8",
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [1, side, side]}},
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "fill_value": 0,
+        "codecs": [
+            {"name": "bytes", "configuration": {"endian": "little"}},
+            {"name": "zstd", "configuration": {"level": 0, "checksum": False}},
+        ],
+        "dimension_names": ["c", "y", "x"],
+    }
+    (path / "0").mkdir()
+    (path / "0" / "zarr.json").write_text(json.dumps(array))
+    chunk = path / "0" / "c" / "0" / "0" / "0"
+    chunk.parent.mkdir(parents=True)
+    chunk.write_bytes(zstd_rle_frame(side * side))
