@@ -35,9 +35,13 @@ def member_truth(paths: list[Path]) -> np.ndarray:
 
 
 def open_any(src: Path, **kw) -> MultiscaleImage:
-    if src.name.endswith(".companion.ome"):
-        return MultiscaleImage(open_tiff_set(resolve(src, **kw)))
     return bioimnb.open_image(src, **kw)
+
+
+def test_open_tiff_set_opens_from_the_companion_file(tmp_path):
+    made = fixtures.ome_tiff_multifile(tmp_path, files=2, companion=True)
+    with MultiscaleImage(open_tiff_set(resolve(made["companion"]))) as img:
+        np.testing.assert_array_equal(img.read(0, t=0, c=0), member_truth(made["paths"]))
 
 
 LAYOUTS = [
@@ -213,3 +217,21 @@ def test_companion_file_naming_only_absent_members_is_one_line(tmp_path):
     with pytest.raises(BioimnbError) as info:
         open_tiff_set(resolve(made["companion"]))
     assert "\n" not in str(info.value) and "none of the TIFF files" in str(info.value)
+
+
+@pytest.mark.parametrize("reader", ["direct", "zarr"])
+def test_a_member_swapped_for_a_link_after_opening_is_not_followed(tmp_path, monkeypatch, reader):
+    """Members are read through the descriptors opened (confined) at open time: replacing a
+    member by a link to an outside file afterwards changes nothing that is read."""
+    monkeypatch.setenv("BIOIMNB_TIFF_READER", reader)
+    root = tmp_path / "root"
+    made = fixtures.ome_tiff_multifile(root, files=2)
+    canary = tmp_path / "canary.ome.tif"
+    tifffile.imwrite(canary, np.full((2, 100, 120), CANARY, np.uint16), photometric="minisblack",
+                     metadata=None, tile=(64, 64), compression="zlib")
+    with bioimnb.open_image(made["paths"][0], root=root) as img:
+        made["paths"][1].unlink()
+        made["paths"][1].symlink_to(canary)
+        data = img.read(0, t=0, c=0)
+    np.testing.assert_array_equal(data, made["truth"])
+    assert not (data == CANARY).any()

@@ -32,7 +32,7 @@ from ..ome import (
     summarize_ome_xml,
     synthesize_ome,
 )
-from ..storage import Resolved, inside, open_confined, read_confined, storage_errors
+from ..storage import Resolved, inside, open_confined, read_confined, read_head, storage_errors
 from .base import (
     Backend,
     Channel,
@@ -317,9 +317,35 @@ class TiffBackend(Backend):
             raise CorruptFile(res.url, "TIFF holds no image data")
         try:
             self._check_integrity()
+            if res.local and self._master_fh is not None:
+                self._pool = FilePool(self.tif, _FD(self._master_fh), res.root, res.url)
+                if self.fileset is not None and self.fileset.tifffile_xml is not None:
+                    self._confine_members()
         except BaseException:
             self._close_files()
             raise
+
+    def _confine_members(self) -> None:
+        """tifffile opened the other members of the set by path (after :func:`plan_fileset`
+        checked them) and would reopen them by path for every read: give each its own confined
+        descriptor instead, shared with the direct reader, so later reads cannot be redirected
+        by a link or FIFO swapped in."""
+        assert self._pool is not None
+        parents: dict[int, Any] = {}
+        for s in self.series:
+            for lvl in s.levels:
+                for page in lvl.pages:
+                    parent = getattr(page, "parent", None)
+                    if parent is not None and parent is not self.tif:
+                        parents.setdefault(id(parent), parent)
+        for parent in parents.values():
+            handle = parent.filehandle
+            fobj = open_confined(handle.path, self.res.root, self.res.url)
+            if all(hasattr(handle, a) for a in ("_fh", "_file", "_close")):
+                old, handle._fh, handle._file, handle._close = handle._fh, fobj, fobj, False
+                if old is not None and old is not fobj:
+                    old.close()
+            self._pool.add(parent, _FD(fobj))
 
     def _open_local(self, path: str) -> Any:
         """Open the TIFF at ``path`` confined (regular file, inside the root; never blocks on a
@@ -548,9 +574,7 @@ class TiffBackend(Backend):
                 shape=tuple(lv.shape),
             )
             return mm, None
-        if self.res.local and self._master_fh is not None and os.environ.get("BIOIMNB_TIFF_READER", "direct") == "direct":
-            if self._pool is None:
-                self._pool = FilePool(self.tif, _FD(self._master_fh), self.res.root, self.res.url)
+        if self._pool is not None and os.environ.get("BIOIMNB_TIFF_READER", "direct") == "direct":
             direct = direct_level(lv, self._pool, self.res.url)
             if direct is not None:
                 return direct, direct.chunks
@@ -712,6 +736,8 @@ def _as_rgb8(arr: np.ndarray) -> np.ndarray:
 def open_tiff(res: Resolved, size: int) -> TiffBackend:
     if size == 0:
         raise CorruptFile(res.url, "file is empty (0 bytes)")
+    if res.local and read_head(res, 8).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+        return open_tiff_set(res)  # OME-XML, not a TIFF: a .companion.ome file describing a set
     try:
         return TiffBackend(res, size)
     except UnsupportedFormat:

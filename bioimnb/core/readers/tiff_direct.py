@@ -83,6 +83,11 @@ class FilePool:
         self._keep: list[Any] = [master_tif]
         self._lock = threading.Lock()
 
+    def add(self, parent: Any, fd: _FD) -> None:
+        with self._lock:
+            self._fds[id(parent)] = fd
+            self._keep.append(parent)
+
     def for_page(self, page: Any) -> _FD:
         parent = page.parent
         fd = self._fds.get(id(parent))
