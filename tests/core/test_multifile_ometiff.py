@@ -235,3 +235,25 @@ def test_a_member_swapped_for_a_link_after_opening_is_not_followed(tmp_path, mon
         data = img.read(0, t=0, c=0)
     np.testing.assert_array_equal(data, made["truth"])
     assert not (data == CANARY).any()
+
+
+def test_a_remote_set_is_refused_in_one_line_not_read_as_zeros(tmp_path):
+    import fsspec
+
+    made = fixtures.ome_tiff_multifile(tmp_path / "set", files=2)
+    fs = fsspec.filesystem("memory")
+    for p in made["paths"]:
+        fs.pipe(f"/mfset/{p.name}", p.read_bytes())
+    single = tmp_path / "single.ome.tif"
+    tifffile.imwrite(single, np.arange(64 * 64, dtype=np.uint16).reshape(64, 64), ome=True)
+    fs.pipe("/mfset/single.ome.tif", single.read_bytes())
+    try:
+        for p in made["paths"]:
+            url = f"memory://mfset/{p.name}"
+            with pytest.raises(BioimnbError) as info:
+                bioimnb.open_image(url)
+            assert "\n" not in str(info.value) and "local storage only" in str(info.value)
+        with bioimnb.open_image("memory://mfset/single.ome.tif") as img:  # one file: fine
+            np.testing.assert_array_equal(img.read(0, t=0, c=0, z=0), np.arange(64 * 64).reshape(64, 64))
+    finally:
+        fs.rm("/mfset", recursive=True)

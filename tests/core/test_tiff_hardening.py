@@ -316,3 +316,55 @@ def test_a_plain_tiff_without_resolution_has_no_physical_size(tmp_path):
     tifffile.imwrite(path, np.zeros((64, 64), np.uint8), metadata=None)
     with bioimnb.open_image(path) as img:
         assert img.physical_size.to_dict() == {"X": None, "Y": None, "Z": None}
+
+
+# -- MRXS (OpenSlide opens the data files itself, so they are checked before it does) --------
+
+
+def _mrxs(root: Path) -> Path:
+    slide = root / "slide.mrxs"
+    slide.write_bytes(b"not a real slide")
+    data = root / "slide"
+    data.mkdir()
+    (data / "Slidedat.ini").write_text("[GENERAL]\n")
+    (data / "Data0000.dat").write_bytes(b"\0" * 64)
+    return slide
+
+
+def test_mrxs_data_file_linked_out_of_the_root_is_refused_before_openslide(tmp_path):
+    from bioimnb.core.readers.slide import OpenSlideBackend
+
+    root = tmp_path / "root"
+    root.mkdir()
+    slide = _mrxs(root)
+    (tmp_path / "canary.dat").write_bytes(b"CANARY" * 10)
+    (root / "slide" / "Data0001.dat").symlink_to(tmp_path / "canary.dat")
+    res = Resolved(LocalFileSystem(), str(slide), str(slide), root=os.path.realpath(root))
+    with pytest.raises(PathEscapesRoot) as info:
+        OpenSlideBackend(res, "MRXS")
+    assert "Data0001.dat" in one_line(info.value, slide) and "CANARY" not in str(info.value)
+
+
+def test_mrxs_fifo_in_the_data_folder_is_refused_without_blocking(tmp_path):
+    from bioimnb.core.readers.slide import OpenSlideBackend
+
+    slide = _mrxs(tmp_path)
+    os.mkfifo(tmp_path / "slide" / "Data0002.dat")
+    res = Resolved(LocalFileSystem(), str(slide), str(slide))
+    box = _within(10, lambda: OpenSlideBackend(res, "MRXS"))
+    assert isinstance(box.get("error"), CorruptFile) and "not a regular file" in str(box["error"])
+
+
+def test_mrxs_files_are_the_slide_and_its_data_folder(tmp_path):
+    from bioimnb.core.readers.slide import OpenSlideBackend
+
+    slide = _mrxs(tmp_path)
+    backend = OpenSlideBackend.__new__(OpenSlideBackend)  # no OpenSlide: files() reads names only
+    backend.source = str(slide)
+    backend.res = Resolved(LocalFileSystem(), str(slide), str(slide))
+    assert backend.files() == [
+        str(slide),
+        str(tmp_path / "slide"),
+        str(tmp_path / "slide" / "Data0000.dat"),
+        str(tmp_path / "slide" / "Slidedat.ini"),
+    ]

@@ -220,6 +220,26 @@ def _binary_only(desc: str, opened: str, res: Resolved) -> tuple[str, str, bool]
     return xml, real, is_tiff
 
 
+def _refuse_remote_set(xml: str, res: Resolved) -> None:
+    """Members of a multi-file set are found next to the file on a local disk only; remotely
+    their planes would silently read as zeros, so such a set is refused in one line."""
+    if "FileName" not in xml and "BinaryOnly" not in xml[:65536]:
+        return
+    try:
+        root = _parse(xml, res.url)
+    except CorruptFile:
+        return
+    if any(_local(el.tag) == "BinaryOnly" for el in root):
+        raise UnsupportedFormat(res.url, "is a member of a multi-file OME-TIFF set; such sets are read from local storage only")
+    root_uuid = (root.get("UUID") or "").strip()
+    for el in root.iter():
+        name = el.get("FileName") if _local(el.tag) == "UUID" else None
+        if name and (el.text or "").strip() != root_uuid and os.path.basename(name) != res.name:
+            raise UnsupportedFormat(
+                res.url, f"is a multi-file OME-TIFF set (member {name!r}); such sets are read from local storage only"
+            )
+
+
 class _Guarded:
     """A zarr view whose every chunk read first checks the decode limit (read time, so a
     limit changed with ``configure`` applies)."""
@@ -282,6 +302,8 @@ class TiffBackend(Backend):
                     self._fh = res.fs.open(res.path, "rb", block_size=2**18, cache_type="readahead")
                     self.tif = tifffile.TiffFile(self._fh, name=res.name)
                     self._xml = self.tif.ome_metadata if self.tif.is_ome else None
+                    if self._xml:
+                        _refuse_remote_set(self._xml, res)
                 series = list(self.tif.series)
         except BioimnbError:
             self._close_files()
@@ -578,7 +600,7 @@ class TiffBackend(Backend):
             direct = direct_level(lv, self._pool, self.res.url)
             if direct is not None:
                 return direct, direct.chunks
-        store = s.aszarr(level=level)
+        store = s.aszarr(level=level, read_only=True)  # a writable stream (memory://) would make it read-write
         arr = zarr.open_array(store, mode="r")
         kf = lv.keyframe
         segment = int(np.prod(kf.chunks, dtype=np.int64)) * np.dtype(lv.dtype).itemsize
