@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import AccessDenied, BioimnbError, CorruptFile
 from ..images import MultiscaleImage, open_image
-from ..jobs import Executor, Progress
+from ..jobs import Progress
 from ..storage import Resolved, resolve, storage_errors
 from .ometiff import convert_to_ome_tiff
 from .options import ConvertOptions
@@ -254,11 +254,14 @@ def _convert_zarr(
 
     _prepare_dest(dst_res, opts, lambda: zarr_state(dst_res.url, dst_opts))
     run = ZarrRun(src_res.url, dst_res.url, opts, src_opts, dst_opts, scheduler, progress, cancel)
-    plans, journal, written, kept = run.run_zarr(img, dst_res)
-    run.finish_zarr(img, dst_res, plans, journal, provenance_record(img, src_res, opts))
-    checks: list[str] = []
-    if opts.verify:
-        checks = _verify_zarr(run, plans, journal)
+    try:
+        plans, journal, written, kept = run.run_zarr(img, dst_res)
+        run.finish_zarr(img, dst_res, plans, journal, provenance_record(img, src_res, opts))
+        checks: list[str] = []
+        if opts.verify:
+            checks = _verify_zarr(run, plans, journal)
+    finally:
+        run.close()
     run.mark_complete()
     Journal(dst_res).clear()
     raw = sum(int(np.prod(p.shapes[0])) * p.dtype.itemsize for p in plans)
@@ -290,7 +293,7 @@ def _verify_zarr(run: ZarrRun, plans: list[ScenePlan], journal: dict[str, str]) 
     forget(run.dest)
     mismatches = []
     compared = 0
-    executor = Executor(run.scheduler, run.opts.workers, name="bioimnb-verify")
+    executor = run.executor
     try:
         for plan in plans:
             base = plan.path + "/" if plan.path else ""
@@ -315,8 +318,9 @@ def _verify_zarr(run: ZarrRun, plans: list[ScenePlan], journal: dict[str, str]) 
                     if journal.get(f"{plan.index}/{key}") != got:
                         why = f" ({got})" if got.startswith("unreadable") else ""
                         mismatches.append(f"scene {plan.index} block {key}{why}")
-    finally:
-        executor.close()
+    except BaseException:
+        executor.close(cancel=True)
+        raise
     if mismatches:
         raise CorruptFile(run.dest, f"verification failed: {len(mismatches)} level-0 block(s) differ from the source, first {mismatches[0]}")
     planes = sum(len(plane_digests(journal, p.index)) for p in plans)

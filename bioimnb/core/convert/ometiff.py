@@ -158,7 +158,11 @@ def convert_to_ome_tiff(
 
     work_res = resolve(work)
     run = ZarrRun(src_res.url, work, stage, src_opts, {}, scheduler, progress, cancel)
-    plans, journal, written, kept = run.run_zarr(img, work_res)
+    try:
+        plans, journal, written, kept = run.run_zarr(img, work_res)
+        rechecked = run.verify_kept(plans, journal) if opts.verify else 0
+    finally:
+        run.close()
 
     root: Any = zarr.open_group(work, mode="r")
     compression = _TIFF_COMPRESSION[opts.compression or "zlib"]
@@ -191,7 +195,6 @@ def convert_to_ome_tiff(
     tifffile.tiffcomment(partial, xml.encode("utf-8"))
     checks: list[str] = []
     if opts.verify:
-        rechecked = run.verify_kept(plans, journal)
         checks = _verify_tiff(partial, plans, journal, dst_res.url, rechecked)
     if dst_res.local:
         os.replace(partial, dst_res.path)

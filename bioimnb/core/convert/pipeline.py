@@ -162,6 +162,23 @@ def source_identity(img: MultiscaleImage, source_options: dict[str, Any]) -> dic
     return out
 
 
+def release_memory() -> None:
+    """Hand the heap memory freed by the finished phase back to the system (glibc keeps freed
+    blocks in its per-thread arenas; the next phase allocates differently sized buffers, so
+    without this the peak RSS is the sum of both phases' buffers, not the larger)."""
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim): nothing to do
+        pass
+
+
 class ZarrRun:
     """One run of the block pipeline into an NGFF hierarchy (the output, or OME-TIFF's work pyramid)."""
 
@@ -187,6 +204,20 @@ class ZarrRun:
         self.start = time.monotonic()
         self.kept_ids: list[str] = []
         """Level-0 block ids finished by an earlier run (verification re-reads them from the source)."""
+        self._executor: Executor | None = None
+
+    @property
+    def executor(self) -> Executor:
+        """One executor for the whole run (writing, then verification): the same worker threads
+        reuse their memory instead of new threads growing new malloc arenas."""
+        if self._executor is None or (self._executor.pool is not None and self._executor.pool._shutdown):
+            self._executor = Executor(self.scheduler, self.opts.workers, name="bioimnb-convert")
+        return self._executor
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.close()
+            self._executor = None
 
     def source_job(self, plan: ScenePlan) -> Job:
         base = plan.path + "/" if plan.path else ""
@@ -233,7 +264,7 @@ class ZarrRun:
         store = open_store(self.dest, self.dest_options)
         zarr_format = 3 if opts.ngff == "0.5" else 2
         total = sum(len(p.blocks(k)) for p in plans for k in p.task_levels)
-        executor = Executor(self.scheduler, opts.workers, name="bioimnb-convert")
+        executor = self.executor
         runner = Runner(
             executor,
             journal=journal,
@@ -306,7 +337,7 @@ class ZarrRun:
                 tasks = (Task(f"{plan.index}/{b.key}", run_block, (job, b)) for b in plan.blocks(level))
                 for _ in runner.run(tasks, f"scene {plan.index} level {level}", measure=lambda r: (r[1] or "-", r[2])):
                     pass
-        executor.close()
+                release_memory()
         del root
         return plans, done, runner.written, kept
 
@@ -413,11 +444,7 @@ class ZarrRun:
         with the source as it reads now (not only with the journal)."""
         if not self.kept_ids:
             return 0
-        executor = Executor(self.scheduler, self.opts.workers, name="bioimnb-verify")
-        try:
-            return self.check_source(executor, plans, journal, self.kept_ids)
-        finally:
-            executor.close()
+        return self.check_source(self.executor, plans, journal, self.kept_ids)
 
 
 def _plate_attrs(img: MultiscaleImage, plans: list[ScenePlan], opts: ConvertOptions) -> dict[str, Any]:

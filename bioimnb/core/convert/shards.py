@@ -23,6 +23,7 @@ back to zarr.  The output is a plain zarr array: zarr-python and any NGFF reader
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,7 @@ import numpy as np
 
 from ..storage import Resolved
 
-__all__ = ["ChunkFiles", "ShardCodec", "block_codec", "shard_codec"]
+__all__ = ["ChunkFiles", "ChunkRowsWriter", "ShardCodec", "ShardWriter", "block_codec", "shard_codec"]
 
 _EMPTY = np.uint64(2**64 - 1)
 
@@ -147,6 +148,26 @@ class _Objects:
                 return fh.read()
         return bytes(self.res.fs.cat_file(path))
 
+    def size(self, key: str) -> int:
+        path = self._path(key)
+        if self.res.local:
+            return os.path.getsize(path)
+        return int(self.res.fs.size(path))
+
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes ``start:end`` of one object (one ranged read; never the whole object)."""
+        if end <= start:
+            return b""
+        path = self._path(key)
+        if self.res.local:
+            with open(path, "rb") as fh:
+                data = os.pread(fh.fileno(), end - start, start)
+        else:
+            data = bytes(self.res.fs.cat_file(path, start=start, end=end))
+        if len(data) != end - start:
+            raise ValueError(f"object {key} is shorter than its index says ({start + len(data)} < {end} bytes)")
+        return data
+
 
 @dataclass(frozen=True)
 class ChunkFiles(_Objects):
@@ -178,6 +199,16 @@ class ChunkFiles(_Objects):
         cy, cx = self.chunk[3], self.chunk[4]
         for iy, ix, chunk in _chunks_of(data, cy, cx, self.dtype, self.fill_value):
             self.write(self._key(t, c, z, y0 // cy + iy, x0 // cx + ix), _encode_chunk(self.encode_fn, chunk))
+
+    def stream(self, t: int, c: int, z: int, y0: int, x0: int) -> ChunkRowsWriter:
+        """A writer that takes the block chunk row by chunk row (each chunk stored at once)."""
+        return ChunkRowsWriter(self, t, c, z, y0, x0)
+
+    def read_rows(self, t: int, c: int, z: int, y0: int, x0: int, height: int, width: int) -> Iterator[np.ndarray]:
+        """The block, one chunk row at a time (top to bottom)."""
+        cy = self.chunk[3]
+        for r0 in range(0, height, cy):
+            yield self.read_block(t, c, z, y0 + r0, x0, min(cy, height - r0), width)
 
     def read_block(self, t: int, c: int, z: int, y0: int, x0: int, height: int, width: int) -> np.ndarray:
         cy, cx = self.chunk[3], self.chunk[4]
@@ -285,12 +316,136 @@ class ShardCodec(_Objects):
                 out[ys, xs] = arr[: ys.stop - ys.start, : xs.stop - xs.start]
         return out
 
+    # .. chunk row by chunk row ..
+    def stream(self, t: int, c: int, z: int, y0: int, x0: int) -> ShardWriter:
+        """A writer that takes the shard chunk row by chunk row: each chunk is encoded as it
+        comes and (local disk, index at the end) written straight to the shard file, so only
+        one chunk row is ever held.  The bytes equal :meth:`encode` of the whole block."""
+        return ShardWriter(self, self.key(t, c, z, y0, x0))
+
+    def read_index(self, key: str) -> tuple[np.ndarray, int]:
+        """(index as (ny, nx, 2) offsets/sizes, object size) of a stored shard, CRC checked."""
+        import google_crc32c
+
+        ny, nx = self._grid()
+        n = ny * nx * 16
+        total = self.size(key)
+        if total < n + 4:
+            raise ValueError(f"shard of {total} bytes is shorter than its index ({n + 4} bytes)")
+        blob = self.read_range(key, 0, n + 4) if self.index_at_start else self.read_range(key, total - n - 4, total)
+        raw, crc = blob[:n], blob[n:]
+        if np.frombuffer(crc, "<u4")[0] != np.uint32(google_crc32c.value(raw)):
+            raise ValueError("shard index checksum mismatch")
+        return np.frombuffer(raw, "<u8").reshape(ny, nx, 2), total
+
+    def read_rows(self, t: int, c: int, z: int, y0: int, x0: int, height: int, width: int) -> Iterator[np.ndarray]:
+        """The top-left ``height`` x ``width`` pixels of a stored shard, one chunk row at a time,
+        each row fetched with one ranged read (what verification needs, without the whole shard)."""
+        key = self.key(t, c, z, y0, x0)
+        index, total = self.read_index(key)
+        cy, cx = self.chunk[3], self.chunk[4]
+        for iy in range(-(-height // cy)):
+            rows = min(cy, height - iy * cy)
+            out = np.empty((rows, width), dtype=self.dtype.newbyteorder("="))
+            nx = -(-width // cx)
+            used = [(int(index[iy, ix, 0]), int(index[iy, ix, 1])) for ix in range(nx) if index[iy, ix, 0] != _EMPTY]
+            start = min((o for o, _ in used), default=0)
+            end = max((o + n for o, n in used), default=0)
+            if end > total:
+                raise ValueError(f"chunk row {iy} lies beyond the end of the shard")
+            view = memoryview(self.read_range(key, start, end))
+            for ix in range(nx):
+                off, size = int(index[iy, ix, 0]), int(index[iy, ix, 1])
+                xs = slice(ix * cx, min(width, (ix + 1) * cx))
+                if index[iy, ix, 0] == _EMPTY:
+                    out[:, xs] = self.fill_value
+                    continue
+                arr = _decode_chunk(self.decode_fn, view[off - start : off - start + size], self.dtype, (cy, cx), f"({iy}, {ix})")
+                out[:, xs] = arr[:rows, : xs.stop - xs.start]
+            del view  # not held while the caller works on this row or the next is read
+            yield out
+            del out
+
     # .. whole blocks ..
     def write_block(self, t: int, c: int, z: int, y0: int, x0: int, data: np.ndarray) -> None:
         self.write(self.key(t, c, z, y0, x0), self.encode(data))
 
     def read_block(self, t: int, c: int, z: int, y0: int, x0: int, height: int, width: int) -> np.ndarray:
         return self.decode(self.read(self.key(t, c, z, y0, x0)), height, width)
+
+
+class ShardWriter:
+    """One shard written chunk row by chunk row (see :meth:`ShardCodec.stream`)."""
+
+    def __init__(self, codec: ShardCodec, key: str) -> None:
+        ny, nx = codec._grid()
+        self.codec = codec
+        self.key = key
+        self.index = np.full((ny, nx, 2), _EMPTY, dtype="<u8")
+        self.offset = 0
+        self.row = 0
+        self.parts: list[bytes] = []
+        self.fh: Any = None
+        if codec.res.local and not codec.index_at_start:
+            path = codec._path(key)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            self.fh = open(path, "wb")  # noqa: SIM115 - closed in finish() / abort()
+
+    def add(self, rows: np.ndarray) -> None:
+        """The next rows of the shard: whole chunk rows (fewer only at the end of the block)."""
+        cy, cx = self.codec.chunk[3], self.codec.chunk[4]
+        for iy, ix, chunk in _chunks_of(rows, cy, cx, self.codec.dtype, self.codec.fill_value):
+            encoded = _encode_chunk(self.codec.encode_fn, chunk)
+            self.index[self.row + iy, ix] = (self.offset, len(encoded))
+            if self.fh is not None:
+                self.fh.write(encoded)
+            else:
+                self.parts.append(encoded)
+            self.offset += len(encoded)
+        self.row += -(-rows.shape[0] // cy)
+
+    def finish(self) -> None:
+        if self.fh is None:
+            self.codec.write(self.key, self.codec._assemble(self.parts, self.index))
+            self.parts = []
+            return
+        import google_crc32c
+
+        raw = self.index.tobytes()
+        self.fh.write(raw)
+        self.fh.write(np.uint32(google_crc32c.value(raw)).astype("<u4").tobytes())
+        self.fh.close()
+        self.fh = None
+
+    def abort(self) -> None:
+        if self.fh is not None:
+            self.fh.close()
+            self.fh = None
+
+
+class ChunkRowsWriter:
+    """A block of an unsharded array written chunk row by chunk row (see :meth:`ChunkFiles.stream`)."""
+
+    def __init__(self, files: ChunkFiles, t: int, c: int, z: int, y0: int, x0: int) -> None:
+        self.files = files
+        self.where = (t, c, z)
+        self.iy0 = y0 // files.chunk[3]
+        self.ix0 = x0 // files.chunk[4]
+        self.row = 0
+
+    def add(self, rows: np.ndarray) -> None:
+        f = self.files
+        cy, cx = f.chunk[3], f.chunk[4]
+        t, c, z = self.where
+        for iy, ix, chunk in _chunks_of(rows, cy, cx, f.dtype, f.fill_value):
+            f.write(f._key(t, c, z, self.iy0 + self.row + iy, self.ix0 + ix), _encode_chunk(f.encode_fn, chunk))
+        self.row += -(-rows.shape[0] // cy)
+
+    def finish(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
 
 
 def _bytes_pipeline(codecs: list[Any], arr: Any) -> tuple[np.dtype, Any, Any] | None:

@@ -95,83 +95,224 @@ def forget(dest: str) -> None:
                 del cache[key]
 
 
-def _write(job: Job, path: str, t: int, c: int, z: int, y0: int, x0: int, data: np.ndarray) -> None:
-    """Store one block: as one encoded shard when it is exactly one, else through zarr."""
-    codec = dest_codec(job.dest, job.dest_options, path)
-    y1, x1 = y0 + data.shape[0], x0 + data.shape[1]
-    if codec is not None and codec.aligned(y0, y1, x0, x1):
-        codec.write_block(t, c, z, y0, x0, data)
-        return
-    out = open_dest_array(job.dest, job.dest_options, path)
-    out[t, c, z, y0:y1, x0:x1] = data
+class Digest:
+    """SHA-256 of a block's pixels fed row band by row band: equals :func:`block_digest` of the
+    whole block (its header names the whole block's dtype and shape; C order is row order)."""
+
+    def __init__(self, dtype: np.dtype, shape: tuple[int, int]) -> None:
+        dtype = np.dtype(dtype)
+        if dtype.byteorder == ">" or (dtype.byteorder == "=" and not np.little_endian):
+            dtype = dtype.newbyteorder("<")
+        self.dtype = dtype
+        self.h = hashlib.sha256()
+        self.h.update(str(dtype.str).encode() + str(tuple(shape)).encode())
+
+    def update(self, rows: np.ndarray) -> None:
+        a = np.ascontiguousarray(rows)
+        if a.dtype != self.dtype:
+            a = a.astype(self.dtype)
+        self.h.update(a.data.cast("B"))
+
+    def hexdigest(self) -> str:
+        return self.h.hexdigest()
 
 
 def block_digest(data: np.ndarray) -> str:
     """Checksum of a block's pixels, independent of memory layout and byte order."""
-    a = np.ascontiguousarray(data)
-    if a.dtype.byteorder == ">" or (a.dtype.byteorder == "=" and not np.little_endian):
-        a = a.astype(a.dtype.newbyteorder("<"))
     # SHA-256: a standard checksum for provenance, and hardware-accelerated on current CPUs
     # (about twice blake2b's speed here).
-    h = hashlib.sha256()
-    h.update(str(a.dtype.str).encode() + str(a.shape).encode())
-    h.update(a.data.cast("B"))
-    return h.hexdigest()
+    d = Digest(data.dtype, data.shape)  # type: ignore[arg-type]
+    d.update(data)
+    return d.hexdigest()
+
+
+def _band_rows(job: Job, block: Block) -> int:
+    """Rows of one band: one chunk row of the level (so each band is whole chunks)."""
+    out = open_dest_array(job.dest, job.dest_options, job.array_path)
+    return max(1, int(out.chunks[3]))
 
 
 def verify_block(job: Job, block: Block) -> tuple[str, str]:
-    """Re-read one written level-0 block from the output; returns (block key, digest)."""
+    """Re-read one written level-0 block from the output, chunk row by chunk row; returns
+    (block key, digest), or (block key, "unreadable: <why>") when the stored bytes do not decode."""
     codec = dest_codec(job.dest, job.dest_options, job.array_path)
+    h, w = block.y1 - block.y0, block.x1 - block.x0
     if codec is not None and codec.aligned(block.y0, block.y1, block.x0, block.x1):
+        arr = open_dest_array(job.dest, job.dest_options, job.array_path)
+        digest = Digest(arr.dtype, (h, w))
         try:
-            data = codec.read_block(block.t, block.c, block.z, block.y0, block.x0, block.y1 - block.y0, block.x1 - block.x0)
+            for rows in codec.read_rows(block.t, block.c, block.z, block.y0, block.x0, h, w):
+                digest.update(rows)
+                del rows
         except Exception as exc:  # noqa: BLE001 - any failure to read back is a failed check
             return block.key, f"unreadable: {exc}"
-    else:
-        arr = open_dest_array(job.dest, job.dest_options, job.array_path)
-        data = np.asarray(arr[block.t, block.c, block.z, block.y0 : block.y1, block.x0 : block.x1])
+        return block.key, digest.hexdigest()
+    arr = open_dest_array(job.dest, job.dest_options, job.array_path)
+    data = np.asarray(arr[block.t, block.c, block.z, block.y0 : block.y1, block.x0 : block.x1])
     return block.key, block_digest(data)
 
 
-def read_source_block(job: Job, block: Block) -> np.ndarray:
+def _read_source(job: Job, block: Block, y0: int, y1: int) -> np.ndarray:
     img = _source(job)
-    ys, xs = slice(block.y0, block.y1), slice(block.x0, block.x1)
+    ys, xs = slice(y0, y1), slice(block.x0, block.x1)
     if job.samples > 1:
         c, s = divmod(block.c, job.samples)
         return img.read(0, t=block.t, c=c, z=block.z, y=ys, x=xs, s=s)
     return img.read(0, t=block.t, c=block.c, z=block.z, y=ys, x=xs)
 
 
+def read_source_block(job: Job, block: Block) -> np.ndarray:
+    return _read_source(job, block, block.y0, block.y1)
+
+
+def _source_bands(job: Job, block: Block, dtype: np.dtype, band: int) -> Any:
+    expected_w = block.x1 - block.x0
+    for y0 in range(block.y0, block.y1, band):
+        y1 = min(block.y1, y0 + band)
+        data = np.asarray(_read_source(job, block, y0, y1), dtype=dtype)
+        if data.shape != (y1 - y0, expected_w):
+            raise ValueError(f"block {block.key}: got shape {data.shape} for rows {y0}-{y1}, expected {(y1 - y0, expected_w)}")
+        yield data
+        del data  # one band alive at a time: not this one while the next is read
+
+
 def source_digest(job: Job, block: Block) -> str:
-    """Digest of one level-0 block as the source reads now (resume and verification checks)."""
-    return block_digest(read_source_block(job, block))
+    """Digest of one level-0 block as the source reads now (resume and verification checks),
+    read one chunk row at a time."""
+    out = open_dest_array(job.dest, job.dest_options, job.array_path)
+    digest = Digest(out.dtype, (block.y1 - block.y0, block.x1 - block.x0))
+    for data in _source_bands(job, block, np.dtype(out.dtype), _band_rows(job, block)):
+        digest.update(data)
+        del data
+    return digest.hexdigest()
+
+
+class _WholeBlock:
+    """Fallback writer for layouts the fast path does not handle: collects the block, zarr writes it."""
+
+    def __init__(self, job: Job, path: str, t: int, c: int, z: int, y0: int, x0: int) -> None:
+        self.args = (job, path, t, c, z, y0, x0)
+        self.rows: list[np.ndarray] = []
+
+    def add(self, rows: np.ndarray) -> None:
+        self.rows.append(np.array(rows))
+
+    def finish(self) -> None:
+        job, path, t, c, z, y0, x0 = self.args
+        data = np.concatenate(self.rows) if len(self.rows) > 1 else self.rows[0]
+        self.rows = []
+        out = open_dest_array(job.dest, job.dest_options, path)
+        out[t, c, z, y0 : y0 + data.shape[0], x0 : x0 + data.shape[1]] = data
+
+    def abort(self) -> None:
+        self.rows = []
+
+
+def _writer(job: Job, path: str, t: int, c: int, z: int, y0: int, x0: int, h: int, w: int) -> Any:
+    codec = dest_codec(job.dest, job.dest_options, path)
+    if codec is not None and codec.aligned(y0, y0 + h, x0, x0 + w):
+        return codec.stream(t, c, z, y0, x0)
+    return _WholeBlock(job, path, t, c, z, y0, x0)
+
+
+class _Cascade:
+    """Level 0 and the fused levels of one block, built as row bands flow through: each level
+    holds at most one chunk row (plus the rows waiting to complete it); a full chunk row is
+    written and its 2 x 2 reduction handed to the next level.  Reducing in even-height pieces
+    equals reducing the whole block (2 x 2 windows never straddle two pieces)."""
+
+    def __init__(self, job: Job, block: Block) -> None:
+        self.job = job
+        self.writers: list[Any] = []
+        self.chunk_rows: list[int] = []
+        self.pending: list[list[np.ndarray]] = []
+        h, w = block.y1 - block.y0, block.x1 - block.x0
+        for k, path in enumerate((job.array_path, *job.fused_paths)):
+            arr = open_dest_array(job.dest, job.dest_options, path)
+            self.writers.append(_writer(job, path, block.t, block.c, block.z, block.y0 >> k, block.x0 >> k, h, w))
+            self.chunk_rows.append(max(1, int(arr.chunks[3])))
+            self.pending.append([])
+            h, w = -(-h // 2), -(-w // 2)
+
+    def _flush(self, k: int, final: bool) -> None:
+        pieces = self.pending[k]
+        if not pieces:
+            return
+        rows = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+        cy = self.chunk_rows[k]
+        take = rows.shape[0] if final else rows.shape[0] // cy * cy
+        if take == 0:
+            return
+        ready, rest = rows[:take], rows[take:]
+        self.pending[k] = [rest] if rest.shape[0] else []
+        self.writers[k].add(ready)
+        if k + 1 < len(self.writers):
+            reduced = reduce_block(ready[None], (1, 2, 2), self.job.method)[0]
+            self.pending[k + 1].append(reduced)
+            self._flush(k + 1, False)
+
+    def push(self, rows: np.ndarray) -> None:
+        self.pending[0].append(rows)
+        self._flush(0, False)
+
+    def finish(self) -> None:
+        for k in range(len(self.writers)):
+            self._flush(k, True)
+        for wr in self.writers:
+            wr.finish()
+
+    def abort(self) -> None:
+        for wr in self.writers:
+            wr.abort()
 
 
 def run_block(job: Job, block: Block) -> tuple[str, str, int]:
-    """Write one block of one level; returns (block key, level-0 digest or "", raw bytes)."""
+    """Write one block of one level; returns (block key, level-0 digest or "", raw bytes).
+
+    Level-0 blocks stream: the source is read one chunk row at a time, each row is hashed,
+    encoded into the level-0 shard and reduced into the fused levels as it comes, so a task
+    holds about one chunk row per level instead of the whole shard (see BENCHMARKS.md)."""
     out = open_dest_array(job.dest, job.dest_options, job.array_path)
+    h, w = block.y1 - block.y0, block.x1 - block.x0
     if job.prev_path is None:
-        data = read_source_block(job, block)
-    else:
-        prev = open_dest_array(job.dest, job.dest_options, job.prev_path)
-        fz, fy, fx = job.factors
-        pz, py, px = prev.shape[2], prev.shape[3], prev.shape[4]
-        region = prev[
-            block.t,
-            block.c,
-            block.z * fz : min(pz, (block.z + 1) * fz),
-            block.y0 * fy : min(py, block.y1 * fy),
-            block.x0 * fx : min(px, block.x1 * fx),
-        ]
-        data = reduce_block(np.asarray(region), (fz, fy, fx), job.method)[0]
-    data = np.asarray(data, dtype=out.dtype)
-    expected = (block.y1 - block.y0, block.x1 - block.x0)
-    if data.shape != expected:
-        raise ValueError(f"block {block.key}: got shape {data.shape}, expected {expected}")
-    _write(job, job.array_path, block.t, block.c, block.z, block.y0, block.x0, data)
-    digest = block_digest(data) if block.level == 0 else ""
-    current = data
-    for k, path in enumerate(job.fused_paths, start=1):
-        current = reduce_block(current[None], (1, 2, 2), job.method)[0]
-        _write(job, path, block.t, block.c, block.z, block.y0 >> k, block.x0 >> k, current)
-    return block.key, digest, int(data.nbytes)
+        digest = Digest(out.dtype, (h, w)) if block.level == 0 else None
+        cascade = _Cascade(job, block)
+        try:
+            for rows in _source_bands(job, block, np.dtype(out.dtype), _band_rows(job, block)):
+                if digest is not None:
+                    digest.update(rows)
+                cascade.push(rows)
+                del rows
+            cascade.finish()
+        except BaseException:
+            cascade.abort()
+            raise
+        return block.key, digest.hexdigest() if digest is not None else "", h * w * np.dtype(out.dtype).itemsize
+    # A level built from the previous one (beyond the fused levels): read the previous level
+    # two chunk rows at a time, reduce, and stream into this level's shard.
+    prev = open_dest_array(job.dest, job.dest_options, job.prev_path)
+    fz, fy, fx = job.factors
+    pz, py, px = prev.shape[2], prev.shape[3], prev.shape[4]
+    band = _band_rows(job, block)
+    writer = _writer(job, job.array_path, block.t, block.c, block.z, block.y0, block.x0, h, w)
+    try:
+        for y0 in range(block.y0, block.y1, band):
+            y1 = min(block.y1, y0 + band)
+            region = prev[
+                block.t,
+                block.c,
+                block.z * fz : min(pz, (block.z + 1) * fz),
+                y0 * fy : min(py, y1 * fy),
+                block.x0 * fx : min(px, block.x1 * fx),
+            ]
+            data = np.asarray(reduce_block(np.asarray(region), (fz, fy, fx), job.method)[0], dtype=out.dtype)
+            del region
+            if data.shape != (y1 - y0, w):
+                raise ValueError(f"block {block.key}: got shape {data.shape} for rows {y0}-{y1}, expected {(y1 - y0, w)}")
+            writer.add(data)
+            del data
+        writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+    return block.key, "", h * w * np.dtype(out.dtype).itemsize
