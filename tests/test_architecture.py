@@ -66,3 +66,31 @@ def test_detector_catches_a_forbidden_import(tmp_path):
     fake = tmp_path / "planted.py"
     fake.write_text("def f():\n    import ipywidgets\n    from tornado import web\n")
     assert [m for _, m in _imports(fake)] == ["ipywidgets", "tornado"]
+
+
+def test_core_never_imports_the_package_root():
+    """The version and everything else the core needs live in the core (core/version.py)."""
+    offenders = [
+        f"{path.relative_to(CORE.parent.parent)}:{lineno} imports {module}"
+        for path in sorted(CORE.rglob("*.py"))
+        for lineno, module in _imports(path)
+        if module == "bioimnb"
+    ]
+    assert not offenders, "\n".join(offenders)
+
+
+# The one allowed cycle: ``%load_ext bioimnb`` makes the root import the magics lazily, and the
+# magics reach the widgets through the root (front ends never import each other directly).
+ALLOWED_CYCLES = {("bioimnb", "bioimnb.magics")}
+
+
+def test_no_import_cycles_in_the_package():
+    import grimp
+
+    graph = grimp.build_graph("bioimnb", exclude_type_checking_imports=True)
+    cycles = set()
+    for importer in graph.modules:
+        for imported in graph.find_modules_directly_imported_by(importer):
+            if imported.startswith("bioimnb") and graph.find_shortest_chain(importer=imported, imported=importer):
+                cycles.add(tuple(sorted((importer, imported))))
+    assert cycles <= ALLOWED_CYCLES, sorted(cycles - ALLOWED_CYCLES)

@@ -20,6 +20,7 @@ of the same content family (``.svs`` over plain TIFF).
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 from collections.abc import Callable
@@ -173,43 +174,28 @@ def sniff_family(head: bytes) -> str | None:
 # --------------------------------------------------------------------------------------------
 
 
-def _open_tiff(res: Resolved, fmt: Format, size: int) -> Backend:
-    from .readers.tiff import open_tiff
+def _lazy(target: str, call: Callable[[Any, Resolved, Format, int], Backend]) -> Callable[[Resolved, Format, int], Backend]:
+    """An opener that imports its reader module on first use (``"module:function"``), so the
+    registry stays below the readers (and cheap to import)."""
+    module, name = target.split(":")
 
-    return open_tiff(res, size)
+    def open_(res: Resolved, fmt: Format, size: int) -> Backend:
+        return call(getattr(importlib.import_module(module), name), res, fmt, size)
 
-
-def _open_tiff_companion(res: Resolved, fmt: Format, size: int) -> Backend:
-    from .readers.tiff import open_tiff_set
-
-    return open_tiff_set(res)
-
-
-def _open_zarr(res: Resolved, fmt: Format, size: int) -> Backend:
-    from .readers.zarr_ngff import open_zarr
-
-    return open_zarr(res)
-
-
-def _open_slide(res: Resolved, fmt: Format, size: int) -> Backend:
-    from .readers.slide import OpenSlideBackend
-
-    return OpenSlideBackend(res, fmt.name)
-
-
-def _open_czi(res: Resolved, fmt: Format, size: int) -> Backend:
-    from .readers.bioio_formats import open_czi
-
-    return open_czi(res)
+    open_.__qualname__ = open_.__name__ = f"open<{target}>"
+    return open_
 
 
 _BIOIO_FAMILY = {"ND2": "nd2", "LIF": "lif", "DeltaVision": "dv", "PNG": "png", "JPEG": "jpeg"}
-
-
-def _open_bioio(res: Resolved, fmt: Format, size: int) -> Backend:
-    from .readers.bioio_formats import BioioBackend
-
-    return BioioBackend(res, _BIOIO_FAMILY[fmt.name], fmt.name)
+_open_tiff = _lazy("bioimnb.core.readers.tiff:open_tiff", lambda f, res, fmt, size: f(res, size))
+_open_tiff_companion = _lazy("bioimnb.core.readers.tiff:open_tiff_set", lambda f, res, fmt, size: f(res))
+_open_zarr = _lazy("bioimnb.core.readers.zarr_ngff:open_zarr", lambda f, res, fmt, size: f(res))
+_open_slide = _lazy("bioimnb.core.readers.slide:OpenSlideBackend", lambda f, res, fmt, size: f(res, fmt.name))
+_open_czi = _lazy("bioimnb.core.readers.bioio_formats:open_czi", lambda f, res, fmt, size: f(res))
+_open_bioio = _lazy(
+    "bioimnb.core.readers.bioio_formats:BioioBackend",
+    lambda f, res, fmt, size: f(res, _BIOIO_FAMILY[fmt.name], fmt.name),
+)
 
 
 def _builtin() -> list[ReaderRecord]:
