@@ -52,14 +52,16 @@ Errors
 
 Concurrency
     Opened images are kept in a small LRU (16, keyed by resolved path and modification time)
-    sharing one raw-tile cache (the process memory budget of :mod:`bioimnb.core.limits`, at most
-    256 MiB).  All reading, rendering and encoding runs in a pool of 4 daemon threads (a read
-    stuck in the kernel never holds up the server's shutdown).  At most 2 requests of one image
-    (resolved path) run at once (:data:`PER_IMAGE`); the image's other requests wait their turn
-    without holding a thread, so one slow or hostile image can never take the whole pool and
-    other images keep being answered.  A request that waits longer than
-    :data:`QUEUE_SECONDS`, or arrives when :data:`QUEUE_PER_IMAGE` requests of that image already
-    wait, gets ``503`` with ``Retry-After``.
+    sharing one raw-tile cache of 256 MiB, which, like every cache of the core, also draws from
+    the one process memory budget (``limits().memory_budget``, :mod:`bioimnb.core.cache`).  All
+    reading, rendering and encoding runs in a pool of 4 daemon threads (a read stuck in the
+    kernel never holds up the server's shutdown).  At most 2 requests of one image (resolved
+    path) run at once (:data:`PER_IMAGE`); the image's other requests wait their turn without
+    holding a thread, so one slow or hostile image can never take the whole pool and other
+    images keep being answered.  A request that waits longer than :data:`QUEUE_SECONDS`, or
+    arrives when :data:`QUEUE_PER_IMAGE` requests of that image already wait, gets ``503`` with
+    ``Retry-After``.  (Two slow images at once can still occupy the 4 threads; work per request
+    is bounded by the core's limits: chunks per request, decode size, read timeout.)
 """
 
 from __future__ import annotations
@@ -87,7 +89,6 @@ from bioimnb.core.errors import (
     SourceNotFound,
 )
 from bioimnb.core.images import open_image
-from bioimnb.core.limits import limits
 from bioimnb.core.locations import browse
 from bioimnb.core.tiles import ChannelView, TileCache, TileRenderer, parse_channel_spec
 
@@ -261,7 +262,7 @@ class ImageService:
         root_dir: str,
         *,
         capacity: int = MAX_OPEN_IMAGES,
-        cache_bytes: int | None = None,
+        cache_bytes: int = TILE_CACHE_BYTES,
         threads: int = RENDER_THREADS,
         per_image: int = PER_IMAGE,
         queue_per_image: int = QUEUE_PER_IMAGE,
@@ -272,8 +273,6 @@ class ImageService:
         self.root_real = os.path.realpath(self.root_dir)
         self.capacity = capacity
         self.allow_hidden = allow_hidden
-        if cache_bytes is None:
-            cache_bytes = min(TILE_CACHE_BYTES, limits().memory_budget)
         self.tiles = TileCache(cache_bytes)
         self.pool = DaemonPool(threads, "bioimnb-tiles")
         self.per_image = per_image

@@ -148,6 +148,11 @@ def test_destination_that_cannot_be_created(src, tmp_path):
     one_line(run("convert", str(src), "/proc/nope/a.ome.tif", "--quiet"), "/proc/nope")
 
 
+def test_demo_into_a_folder_that_cannot_be_created():
+    # The demo writer raises a plain OSError: the last resort in main() names the folder.
+    one_line(run("demo", "/proc/nope/data", "--small"), "/proc/nope", "No such file or directory")
+
+
 def test_read_only_destination_folder(src, tmp_path):
     ro = tmp_path / "ro"
     ro.mkdir()
