@@ -88,6 +88,30 @@ async def test_deny_all_authorizer_gets_403_on_every_route(jp_fetch, jp_root_dir
     assert ASKED.count(("read", AUTH_RESOURCE)) == len(ROUTES)
 
 
+def _bioimnb_routes(router: Any) -> list[str]:
+    """Every URL pattern registered under ``/bioimnb/`` (host rules hold nested routers)."""
+    patterns: list[str] = []
+    for rule in getattr(router, "default_router", router).rules:
+        if hasattr(rule.target, "rules"):
+            patterns.extend(_bioimnb_routes(rule.target))
+        elif hasattr(rule.matcher, "regex") and "/bioimnb/" in rule.matcher.regex.pattern:
+            patterns.append(rule.matcher.regex.pattern)
+    return patterns
+
+
+@pytest.mark.parametrize("jp_server_config", [DenyAll], indirect=True)
+async def test_every_registered_route_is_authorized(jp_serverapp, jp_fetch, jp_base_url):
+    # Whatever routes are added later: each one must ask the authorizer (deny-all: 403) before
+    # looking at its parameters.
+    patterns = _bioimnb_routes(jp_serverapp.web_app)
+    assert len(patterns) >= len(ROUTES), patterns
+    for pattern in patterns:
+        assert pattern.endswith("$") and not any(c in pattern for c in "()[]*+?"), pattern
+        path = pattern.removesuffix("$").removeprefix(jp_base_url.rstrip("/"))
+        response = await jp_fetch(*path.strip("/").split("/"), raise_error=False)
+        assert response.code == 403, (pattern, response.code, response.body[:200])
+
+
 @pytest.mark.parametrize("jp_server_config", [ReadOnly], indirect=True)
 async def test_read_only_authorizer_may_use_every_route(jp_fetch, jp_root_dir, image):
     shutil.copy(image, jp_root_dir / "p.ome.tif")
