@@ -445,3 +445,51 @@ def test_chunk_smaller_than_declared_is_one_line(box):
     with pytest.raises(CorruptFile) as err:
         plane(bioimnb.open_image(store))
     assert one_line(err.value).startswith(f"{store}/0: a chunk cannot be decoded (")
+
+
+# -- remote stores: not confined by a local root, but metadata and decodes are bounded ----------
+
+
+@pytest.fixture
+def hostile_remote(tmp_path):
+    """Three stores to upload: a broken level zarr.json, padded metadata, a zstd bomb chunk."""
+    broken = tmp_path / "broken.ome.zarr"
+    ngff(broken)
+    (broken / "0" / "zarr.json").write_text('{"shape": [1, 2,')
+    padded = tmp_path / "padded.ome.zarr"
+    ngff(padded, compressors=ZstdCodec())
+    _edit_array_meta(padded, 3, lambda m: m.__setitem__("attributes", {"padding": "x" * 4000}))
+    bomb = tmp_path / "bomb.ome.zarr"
+    ngff(bomb, compressors=ZstdCodec())
+    chunk_file(bomb).write_bytes(numcodecs.Zstd(level=19).encode(bytes(64 * 2**20)))
+    return {"broken": broken, "padded": padded, "bomb": bomb}
+
+
+def test_s3_hostile_stores(s3, hostile_remote, restore_limits):
+    bucket = s3.make_bucket("hostile")
+    for path in hostile_remote.values():
+        s3.fs.put(str(path), f"{bucket}/{path.name}", recursive=True)
+    url = f"s3://{bucket}"
+    opts = s3.storage_options
+    with pytest.raises(CorruptFile) as err:
+        bioimnb.open_image(f"{url}/broken.ome.zarr", **opts)
+    assert one_line(err.value).startswith(f"{url}/broken.ome.zarr: 0/zarr.json: invalid JSON (")
+    with pytest.raises(CorruptFile) as err:
+        plane(bioimnb.open_image(f"{url}/bomb.ome.zarr", **opts))
+    assert "a compressed chunk decodes to 67108864 bytes, more than the 4096 bytes" in one_line(err.value)
+    img = bioimnb.open_image(f"{url}/padded.ome.zarr", **opts)  # an ordinary remote store still reads
+    assert plane(img).shape == (64, 64)
+    configure(max_metadata_bytes=2048)
+    with pytest.raises(CorruptFile) as err:
+        bioimnb.open_image(f"{url}/padded.ome.zarr", **opts)
+    assert "0/zarr.json: metadata document larger than the limit of 2048 bytes" in one_line(err.value)
+
+
+def test_http_hostile_stores(http_server, hostile_remote):
+    base = http_server(next(iter(hostile_remote.values())).parent)
+    with pytest.raises(CorruptFile) as err:
+        bioimnb.open_image(f"{base}/broken.ome.zarr")
+    assert "0/zarr.json: invalid JSON (" in one_line(err.value)
+    with pytest.raises(CorruptFile) as err:
+        plane(bioimnb.open_image(f"{base}/bomb.ome.zarr"))
+    assert "a compressed chunk decodes to 67108864 bytes" in one_line(err.value)

@@ -399,11 +399,40 @@ def open_store(res: Resolved) -> Any:
         return ConfinedLocalStore(res.path, confine=res.root, source=res.url, read_only=True)
     protocol = res.url.split("://", 1)[0]
     if getattr(res.fs, "async_impl", False):
-        return FsspecStore.from_url(res.url, storage_options=res.options, read_only=True)
-    from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
+        store = cast(CappedFsspecStore, CappedFsspecStore.from_url(res.url, storage_options=res.options, read_only=True))
+    else:
+        from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
 
-    wrapped = AsyncFileSystemWrapper(res.fs)
-    return FsspecStore(wrapped, read_only=True, path=res.path if protocol else res.path)
+        wrapped = AsyncFileSystemWrapper(res.fs)
+        store = CappedFsspecStore(wrapped, read_only=True, path=res.path if protocol else res.path)
+    store.source = res.url
+    return store
+
+
+class CappedFsspecStore(FsspecStore):
+    """zarr's fsspec store, but a metadata document is fetched as a range of
+    ``limits().max_metadata_bytes + 1`` bytes (one request, as before) and refused when it is
+    longer, or not JSON."""
+
+    source: str = ""
+
+    async def get(
+        self, key: str, prototype: BufferPrototype | None = None, byte_range: ByteRequest | None = None
+    ) -> Buffer | None:
+        proto = prototype or default_buffer_prototype()
+        if byte_range is not None or key.rsplit("/", 1)[-1] not in _METADATA_NAMES:
+            return await super().get(key, proto, byte_range)
+        cap = limits().max_metadata_bytes
+        buf = await super().get(key, proto, RangeByteRequest(0, cap + 1))
+        if buf is None:
+            return None
+        if len(buf) > cap:
+            raise CorruptFile(self.source or key, f"{key}: metadata document larger than the limit of {cap} bytes")
+        try:
+            json.loads(buf.to_bytes())
+        except ValueError as exc:
+            raise CorruptFile(self.source or key, f"{key}: invalid JSON ({exc})") from None
+        return buf
 
 
 def ome_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
