@@ -307,8 +307,9 @@ class ZarrRun:
                 raise SourceChanged(self.source, f"changed since the interrupted conversion ({why}); refusing to resume: start again with --overwrite")
             level0 = sorted(k for k in done if k.split("/")[1:2] == ["0"])
             self.kept_ids = level0
-            step = max(1, len(level0) // RESUME_SAMPLE)
-            self.check_source(executor, plans, done, level0[::step][:RESUME_SAMPLE])
+            if RESUME_SAMPLE > 0:
+                step = max(1, len(level0) // RESUME_SAMPLE)
+                self.check_source(executor, plans, done, level0[::step][:RESUME_SAMPLE])
         else:
             journal.put("inputs", inputs)
         if not done and not self._has_root(store):

@@ -1,0 +1,123 @@
+"""Resuming a conversion: a source replaced in place is refused; an unchanged one resumes and is
+verified against pixels read from the source (not against the journal alone)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+import tifffile
+
+import bioimnb
+from bioimnb.core.convert import ConversionCancelled, SourceChanged, convert
+from bioimnb.core.errors import BioimnbError
+
+SHAPE = (1024, 1024)
+OPTS = {"chunks": 128, "shards": 256, "workers": 1}  # 16 level-0 blocks
+
+
+def pixels(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 60000, SHAPE, dtype=np.uint16)
+
+
+def write_source(path, data) -> None:
+    """Uncompressed: the same shape always gives the same file size."""
+    tifffile.imwrite(path, data, photometric="minisblack")
+
+
+def interrupted(src, dest) -> int:
+    """Convert until half of the level-0 blocks are done, then cancel; returns blocks done."""
+    cancel = threading.Event()
+    seen = []
+
+    def progress(p):
+        seen.append(p.done)
+        if p.done >= 8:
+            cancel.set()
+
+    with pytest.raises(ConversionCancelled):
+        convert(src, dest, progress=progress, cancel=cancel, **OPTS)
+    assert bioimnb.open_image(dest).status()["incomplete"] is True
+    return seen[-1]
+
+
+def level0(dest) -> np.ndarray:
+    return bioimnb.open_image(dest).levels[0].compute()[0, 0, 0]
+
+
+def test_unchanged_source_resumes_and_verifies_against_the_source(tmp_path):
+    src, dest = tmp_path / "a.tif", tmp_path / "a.ome.zarr"
+    truth = pixels(1)
+    write_source(src, truth)
+    done = interrupted(src, dest)
+    assert 8 <= done < 17
+    report = convert(src, dest, resume=True)
+    assert report.resumed_blocks >= 8 and report.written_blocks > 0
+    check = next(c for c in report.checks if c.startswith("level-0 checksums"))
+    assert "16 block(s) equal to the source" in check
+    # every kept block is a level-0 block (the level-2 task comes after all of them)
+    assert f"({report.resumed_blocks} written by the interrupted run re-read from the source)" in check
+    np.testing.assert_array_equal(level0(dest), truth)
+    assert bioimnb.open_image(dest).status().get("incomplete") is None
+
+
+def test_source_replaced_in_place_is_refused_and_output_stays_incomplete(tmp_path):
+    src, dest = tmp_path / "b.tif", tmp_path / "b.ome.zarr"
+    write_source(src, pixels(2))
+    interrupted(src, dest)
+    before = {p: p.stat().st_mtime_ns for p in dest.rglob("*") if p.is_file() and ".bioimnb" not in p.parts}
+    write_source(src, pixels(3))  # same shape and size, other pixels, new mtime
+    with pytest.raises(SourceChanged) as info:
+        convert(src, dest, resume=True)
+    msg = str(info.value)
+    assert msg.startswith(f"{src}: changed since the interrupted conversion") and "\n" not in msg
+    assert bioimnb.open_image(dest).status()["incomplete"] is True
+    after = {p: p.stat().st_mtime_ns for p in dest.rglob("*") if p.is_file() and ".bioimnb" not in p.parts}
+    assert after == before, "a refused resume must not write anything"
+    # the CLI says the same in one line, exit 2
+    proc = subprocess.run([sys.executable, "-m", "bioimnb", "convert", str(src), str(dest), "--resume"], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "changed since the interrupted conversion" in proc.stderr
+    # starting again is the way out, and gives the new pixels
+    convert(src, dest, overwrite=True, **OPTS)
+    np.testing.assert_array_equal(level0(dest), pixels(3))
+
+
+def test_same_size_and_mtime_but_other_pixels_is_caught_by_rereading_blocks(tmp_path):
+    """Identity can be fooled (size kept, mtime restored, same inode): the re-read sample is not."""
+    src, dest = tmp_path / "c.tif", tmp_path / "c.ome.zarr"
+    write_source(src, pixels(4))
+    interrupted(src, dest)
+    st = src.stat()
+    write_source(src, pixels(5))
+    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (src.stat().st_size, src.stat().st_mtime_ns, src.stat().st_ino) == (st.st_size, st.st_mtime_ns, st.st_ino)
+    with pytest.raises(SourceChanged, match="differs from what was written"):
+        convert(src, dest, resume=True)
+    assert bioimnb.open_image(dest).status()["incomplete"] is True
+
+
+def test_a_changed_block_outside_the_sample_fails_verification(tmp_path, monkeypatch):
+    """With no block sampled at resume, verification still re-reads every kept block from the
+    source: one changed pixel in a kept block fails the run, and the output stays incomplete."""
+    from bioimnb.core.convert import pipeline
+
+    src, dest = tmp_path / "d.tif", tmp_path / "d.ome.zarr"
+    data = pixels(6)
+    write_source(src, data)
+    interrupted(src, dest)
+    kept = sorted((dest / ".bioimnb" / "journal" / "0" / "0").iterdir())
+    t, c, z, y0, x0 = (int(v) for v in kept[0].name.split("-"))
+    st = src.stat()
+    data = data.copy()
+    data[y0 + 5, x0 + 7] ^= 1
+    write_source(src, data)
+    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))
+    monkeypatch.setattr(pipeline, "RESUME_SAMPLE", 0)
+    with pytest.raises(BioimnbError, match="differs from what was written") as info:
+        convert(src, dest, resume=True)
+    assert f"block 0/0/{kept[0].name}" in str(info.value)
+    assert bioimnb.open_image(dest).status()["incomplete"] is True
