@@ -80,6 +80,7 @@ import tornado.web
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
+from tornado.escape import json_encode
 
 import bioimnb
 from bioimnb.core.errors import (
@@ -426,7 +427,13 @@ class _ImageHandler(_BioimnbHandler):
     def work(self, renderer: TileRenderer, version: str, fs_path: str, params: Any) -> Any:
         raise NotImplementedError
 
+    def encode(self, result: Any) -> Any:
+        """Runs in the pool after :meth:`work`: JSON routes serialise there (a large answer never
+        blocks the event loop, and a value that cannot be serialised is a 400, not a 500)."""
+        return json_encode(result).encode()
+
     def respond(self, result: Any) -> None:
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(result)
 
     # -- the request ---------------------------------------------------------------------------
@@ -439,7 +446,7 @@ class _ImageHandler(_BioimnbHandler):
 
             def job() -> Any:
                 renderer, version, path = self._open(fs_path)
-                return self.work(renderer, version, path, params)
+                return self.encode(self.work(renderer, version, path, params))
 
             result = await self.service.run_for(fs_path, job)
         except Exception as exc:
@@ -554,6 +561,9 @@ class TileHandler(_ImageHandler):
             p["scene"], p["level"], p["t"], p["z"], p["tx"], p["ty"], views, p["labels"], p["fmt"]
         )
         return p["fmt"], etag, data
+
+    def encode(self, result: Any) -> Any:
+        return result  # (fmt, etag, encoded tile or None)
 
     def respond(self, result: tuple[str, str, bytes | None]) -> None:
         fmt, etag, data = result

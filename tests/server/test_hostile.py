@@ -300,3 +300,13 @@ def test_a_stuck_worker_does_not_hold_up_shutdown(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "exiting"
     assert time.monotonic() - start < 20
+
+
+async def test_an_answer_that_cannot_be_serialised_is_a_400(jp_fetch, jp_root_dir, pyramid, monkeypatch):
+    # Serialised in the pool, not by tornado on the event loop: a value JSON cannot hold (a
+    # reader handing back an odd type) is the file's 400, not a 500.
+    shutil.copy(pyramid, jp_root_dir / "p.ome.tif")
+    monkeypatch.setattr(TileRenderer, "values", lambda self, *a, **k: {"values": [object()]})
+    response = await _get(jp_fetch, "values", path="p.ome.tif", x=0, y=0)
+    assert response.code == 400
+    assert _one_line_error(response).startswith("p.ome.tif: cannot be read: TypeError: ")
