@@ -137,7 +137,8 @@ class ConfinedLocalStore(LocalStore):
                 start, stop = max(0, size - byte_range.suffix), size
             else:  # pragma: no cover - zarr defines no other kind
                 raise TypeError(f"unexpected byte range {byte_range!r}")
-            meta = byte_range is None and key.rsplit("/", 1)[-1] in _METADATA_NAMES
+            base = key.rsplit("/", 1)[-1]
+            meta = byte_range is None and (base in _METADATA_NAMES or base.endswith(".xml"))
             cap = limits().max_metadata_bytes if meta else limits().max_decode_bytes
             n = max(0, stop - start)
             if n > cap:
@@ -146,7 +147,7 @@ class ConfinedLocalStore(LocalStore):
             if start:
                 fh.seek(start)
             data = fh.read(n)
-        if meta:
+        if meta and base in _METADATA_NAMES:
             try:
                 json.loads(data)
             except ValueError as exc:
@@ -359,18 +360,19 @@ def guard_array(arr: Any, where: str) -> Any:
 def check_array(arr: Any, where: str, name: str) -> None:
     """Refuse at open what no read could serve: zero-size chunks, grids of more than
     ``MAX_CHUNKS_PER_LEVEL`` chunks, chunks larger than ``limits().max_decode_bytes``."""
+    name = f"{name}: " if name else ""  # the array's path, as a prefix of the reason
     shape = tuple(int(s) for s in arr.shape)
     try:
         chunks = tuple(int(c) for c in arr.chunks)
     except NotImplementedError as exc:
-        raise UnsupportedFormat(where, f"{name}: irregular chunk grids are not supported") from exc
+        raise UnsupportedFormat(where, f"{name}irregular chunk grids are not supported") from exc
     if len(chunks) != len(shape) or any(c <= 0 for c in chunks):
-        raise CorruptFile(where, f"{name}: chunk shape {chunks} has a zero or negative size")
+        raise CorruptFile(where, f"{name}chunk shape {chunks} has a zero or negative size")
     check_declared_size(where, shape, arr.dtype)
     count = math.prod(-(-s // c) for s, c in zip(shape, chunks, strict=True))
     if count > MAX_CHUNKS_PER_LEVEL:
         raise CorruptFile(
-            where, f"{name}: a grid of {count:.3g} chunks of {chunks} is more than {MAX_CHUNKS_PER_LEVEL:.0e}, not plausible"
+            where, f"{name}a grid of {count:.3g} chunks of {chunks} is more than {MAX_CHUNKS_PER_LEVEL:.0e}, not plausible"
         )
     try:
         nbytes = math.prod(chunks) * np.dtype(arr.dtype).itemsize
@@ -378,7 +380,7 @@ def check_array(arr: Any, where: str, name: str) -> None:
         return
     cap = limits().max_decode_bytes
     if nbytes > cap:
-        raise CorruptFile(where, f"{name}: chunk of {nbytes} bytes exceeds the decode limit of {cap} bytes")
+        raise CorruptFile(where, f"{name}chunk of {nbytes} bytes exceeds the decode limit of {cap} bytes")
 
 
 @contextmanager
