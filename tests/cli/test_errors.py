@@ -124,6 +124,22 @@ def test_decompression_bomb_is_refused_quickly(tmp_path):
     assert time.monotonic() - start < 60
 
 
+def test_real_memory_error_is_one_line(tmp_path, monkeypatch):
+    # With the decode limit lifted, the 1 TB strip reaches the allocator; an 8 GiB address-space
+    # limit makes that a MemoryError on any machine (never the OOM killer).
+    hostile.zlib_bomb_tiff(tmp_path / "bomb.tif")
+
+    def address_space() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))
+
+    monkeypatch.setitem(ENV, "BIOIMNB_MAX_DECODE_BYTES", str(10**13))
+    line = one_line(
+        run("convert", str(tmp_path / "bomb.tif"), str(tmp_path / "o.ome.zarr"), "--quiet", preexec=address_space),
+        "bomb.tif",
+    )
+    assert "memory" in line.lower(), line
+
+
 def _file_size_limit(limit: int) -> Any:
     def apply() -> None:  # in the child: writes past `limit` bytes fail with EFBIG
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
