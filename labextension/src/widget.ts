@@ -13,6 +13,7 @@
  * Aborted tile requests are announced with {type: "cancel", ids: [...]}, so
  * the kernel skips renders nobody waits for any more.
  */
+import type { AnyModel, AnyWidget, RenderProps } from '@anywidget/types';
 import { BioViewer } from './viewer/viewer';
 import { jsonEqual } from './viewer/format';
 import {
@@ -30,17 +31,14 @@ import {
   abortError
 } from './viewer/types';
 
-type Handler = (...args: unknown[]) => void;
-
-/** The part of anywidget's model API this module uses. */
-export interface AnyModel {
-  get(name: string): unknown;
-  set(name: string, value: unknown): void;
-  save_changes(): void;
-  on(event: string, callback: Handler): void;
-  off(event?: string | null, callback?: Handler | null): void;
-  send(content: unknown, callbacks?: unknown, buffers?: ArrayBuffer[] | ArrayBufferView[]): void;
+/** The traits of `bioimnb.widgets.viewer.ViewerWidget` this module reads and writes. */
+interface ViewerTraits {
+  info: ImageInfo | null;
+  view: Partial<ViewState> | null;
+  height: number;
 }
+
+type Model = AnyModel<ViewerTraits>;
 
 interface Reply {
   content: Record<string, unknown>;
@@ -63,17 +61,17 @@ export class CommTileSource implements TileSource {
   private seq = 0;
   private heard = false;
   private cancelled: string[] = [];
-  private readonly onMessage: Handler;
+  private readonly onMessage: (msg: unknown, buffers: DataView[]) => void;
 
-  constructor(private readonly model: AnyModel) {
-    this.onMessage = (msg: unknown, buffers: unknown) => {
-      this.receive(msg as Record<string, unknown>, (buffers as DataView[]) ?? []);
+  constructor(private readonly model: Model) {
+    this.onMessage = (msg: unknown, buffers: DataView[]) => {
+      this.receive(msg as Record<string, unknown>, buffers ?? []);
     };
     model.on('msg:custom', this.onMessage);
   }
 
   info(scene: number): Promise<ImageInfo> {
-    const info = this.model.get('info') as ImageInfo | null;
+    const info = this.model.get('info');
     if (info && info.levels && info.scene === scene) {
       return Promise.resolve(info);
     }
@@ -226,12 +224,12 @@ function channelData(dtype: ChannelDtype, view: DataView, n: number): ChannelDat
   return new Ctor(buffer, offset, n);
 }
 
-function render({ model, el }: { model: AnyModel; el: HTMLElement }): () => void {
+function render({ model, el }: RenderProps<ViewerTraits>): () => void {
   const source = new CommTileSource(model);
-  const info = model.get('info') as ImageInfo | null;
+  const info = model.get('info');
   const height = Number(model.get('height')) || 520;
   const viewer = new BioViewer(el, source, {
-    view: (model.get('view') as Partial<ViewState> | null) ?? {},
+    view: model.get('view') ?? {},
     height: `${height}px`,
     title: info?.source,
     cacheTiles: 160,
@@ -261,4 +259,6 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): () => void
   };
 }
 
-export default { render };
+const widget: AnyWidget<ViewerTraits> = { render };
+
+export default widget;

@@ -5,11 +5,14 @@
  * and histograms come from a TileSource.  The notebook widget and the
  * JupyterLab document viewer differ only in the source they pass in.
  *
- * Drawing: every frame paints, from the coarsest level down to the level that
- * matches the zoom, the decoded tiles it has for the visible area, so coarse
- * tiles show at once and finer ones cover them as they arrive.  Only tiles
- * intersecting the viewport are requested (plus the coarsest level, which
- * also feeds the overview); requests that stop being wanted are aborted.
+ * It is put together from three parts, each in its own module:
+ * - `camera.ts`: centre, zoom, screen, the level to draw (the Python core's
+ *   rule, tested against it with `node --test`) and the visible tiles;
+ * - `loader.ts`: tile requests to the source, the caches of composited and
+ *   raw channel tiles, aborting what the view no longer needs;
+ * - `draw.ts`: painting a frame (coarse tiles first, finer ones over them),
+ *   compositing raw channel tiles here (`composite.ts`), the overview.
+ * This module holds the DOM, the events and the view state.
  *
  * Local compositing: when the source has `channelTiles` (the notebook widget),
  * the image is not RGB and no label overlay is shown, the viewer fetches raw
@@ -28,7 +31,9 @@
  * drawn with the new settings, whether composited here or fetched); each
  * channel block of the panel gets data-histogram="loaded" with its histogram.
  */
+import { Camera } from './camera';
 import { ControlsPanel, el } from './controls';
+import { Painter, settingsKey } from './draw';
 import {
   formatLength,
   formatValue,
@@ -36,17 +41,14 @@ import {
   normColor,
   scaleBar
 } from './format';
-import { CompositeLayer, compositeTile, tileBytes } from './composite';
-import { LruCache, TileCache } from './lru';
+import { Layer, TileLoader, sameLayer, tileKey } from './loader';
 import { ensureStyles } from './style';
 import {
-  ChannelTile,
   ChannelView,
   ImageInfo,
   TileSource,
   ValuesResult,
-  ViewState,
-  isAbort
+  ViewState
 } from './types';
 
 export interface ViewerOptions {
@@ -65,60 +67,6 @@ export interface ViewerOptions {
   /** Bytes of raw channel tiles kept for local compositing (default 128 MiB). */
   rawCacheBytes?: number;
 }
-
-interface LevelGeometry {
-  w: number;
-  h: number;
-  /** level-0 pixels per level pixel, in X and Y. */
-  sx: number;
-  sy: number;
-  nx: number;
-  ny: number;
-}
-
-interface TileRange {
-  tx0: number;
-  tx1: number;
-  ty0: number;
-  ty1: number;
-}
-
-interface Wanted {
-  key: string;
-  level: number;
-  tx: number;
-  ty: number;
-}
-
-/**
- * What a frame draws tiles from: composited tiles of one render key (`local`
- * false), or tiles composited here from the raw channel tiles of one plane
- * (`local` true, `key` = scene|t|z, whatever the channel settings).
- */
-interface Layer {
-  local: boolean;
-  key: string;
-}
-
-/** A tile composited here: its canvas and the settings it shows. */
-interface Composite {
-  canvas: OffscreenCanvas | HTMLCanvasElement;
-  ctx: OffscreenCanvasRenderingContext2D | CanvasRenderingContext2D;
-  /** The channel settings it was composited with. */
-  settings: string;
-  /** Whether every visible channel was in it (else: the channels composited). */
-  complete: boolean;
-  have: string;
-}
-
-/** One request to the source; it may bring several cache entries (channels). */
-interface Flight {
-  ctrl: AbortController;
-  keys: string[];
-}
-
-const BACKGROUND = '#1b1b1b';
-const IMAGE_BACKGROUND = '#000';
 
 function message(error: unknown): string {
   if (error instanceof Error) {
@@ -142,34 +90,19 @@ export class BioViewer {
   private readonly errorNode: HTMLDivElement;
   private readonly bannerNode: HTMLDivElement;
   private readonly panel: ControlsPanel;
-  private readonly cache: TileCache;
-  private readonly raw: LruCache<ChannelTile>;
-  private readonly composites: LruCache<Composite>;
+  private readonly camera = new Camera();
+  private readonly loader: TileLoader;
+  private readonly painter: Painter;
   private readonly resizeObserver: ResizeObserver;
 
   private info: ImageInfo | null = null;
-  private levels: LevelGeometry[] = [];
   private state: ViewState;
   private pendingView: Partial<ViewState>;
-  private cx = 0;
-  private cy = 0;
-  private zoom = 1;
-  private fitMode = true;
-  private cssW = 0;
-  private cssH = 0;
-  private dpr = 1;
 
   private renderKey = '';
   /** Drawn from now; `prev` is drawn under it until it is complete. */
   private layer: Layer | null = null;
   private prev: Layer | null = null;
-  private readonly inflight = new Map<string, Flight>();
-  private readonly flights = new Set<Flight>();
-  private readonly failed = new Set<string>();
-  private readonly levelsRequested = new Set<number>();
-  private requested = 0;
-  private received = 0;
-  private failures = 0;
   private complete = false;
   private readonly created = performance.now();
   private keyChangedAt = performance.now();
@@ -194,13 +127,17 @@ export class BioViewer {
     private readonly options: ViewerOptions = {}
   ) {
     ensureStyles(host.ownerDocument);
-    this.cache = new TileCache(options.cacheTiles ?? 256);
-    this.raw = new LruCache<ChannelTile>(options.rawCacheBytes ?? 128 * 2 ** 20, tileBytes);
-    // Evicted canvases give their pixels back at once (they are drawn right after compositing).
-    this.composites = new LruCache<Composite>(options.cacheTiles ?? 256, () => 1, c => {
-      c.canvas.width = 0;
-      c.canvas.height = 0;
-    });
+    this.loader = new TileLoader(
+      source,
+      {
+        maxInFlight: options.maxInFlight,
+        cacheTiles: options.cacheTiles,
+        rawCacheBytes: options.rawCacheBytes
+      },
+      () => this.requestDraw(),
+      error => this.tileFailed(error)
+    );
+    this.painter = new Painter(this.camera, this.loader, () => this.state.channels, options.cacheTiles ?? 256);
     this.pendingView = { ...(options.view ?? {}) };
     this.state = {
       scene: this.pendingView.scene ?? 0,
@@ -291,13 +228,14 @@ export class BioViewer {
 
   /** The current view; centre and zoom are null while the viewer fits the image. */
   get view(): ViewState {
+    const cam = this.camera;
     return {
       scene: this.state.scene,
       t: this.state.t,
       z: this.state.z,
-      center_x: this.fitMode ? null : Math.round(this.cx * 100) / 100,
-      center_y: this.fitMode ? null : Math.round(this.cy * 100) / 100,
-      zoom: this.fitMode ? null : +this.zoom.toPrecision(6),
+      center_x: cam.fitMode ? null : Math.round(cam.cx * 100) / 100,
+      center_y: cam.fitMode ? null : Math.round(cam.cy * 100) / 100,
+      zoom: cam.fitMode ? null : +cam.zoom.toPrecision(6),
       channels: this.state.channels.map(c => ({ ...c })),
       labels: [...this.state.labels]
     };
@@ -328,6 +266,7 @@ export class BioViewer {
       return;
     }
     const info = this.info;
+    const cam = this.camera;
     const next: ViewState = { ...this.state };
     if (partial.t !== undefined) {
       next.t = clamp(Math.round(partial.t), 0, Math.max(0, info.size_t - 1));
@@ -347,23 +286,23 @@ export class BioViewer {
     this.state = next;
     if ('zoom' in partial) {
       if (partial.zoom === null || partial.zoom === undefined) {
-        this.fitMode = true;
+        cam.fitMode = true;
       } else {
-        this.fitMode = false;
-        this.zoom = clamp(partial.zoom, this.minZoom(), this.maxZoom());
+        cam.fitMode = false;
+        cam.zoom = cam.clampZoom(partial.zoom);
       }
     }
-    if (!this.fitMode) {
+    if (!cam.fitMode) {
       if (partial.center_x !== undefined) {
-        this.cx = partial.center_x ?? this.width0() / 2;
+        cam.cx = partial.center_x ?? cam.width0 / 2;
       }
       if (partial.center_y !== undefined) {
-        this.cy = partial.center_y ?? this.height0() / 2;
+        cam.cy = partial.center_y ?? cam.height0 / 2;
       }
-      this.clampCenter();
+      cam.clampCenter();
     }
-    if (this.fitMode) {
-      this.applyFit();
+    if (cam.fitMode) {
+      cam.applyFit();
     }
     this.panel.update(this.state);
     this.renderChanged(true);
@@ -371,22 +310,16 @@ export class BioViewer {
 
   /** Fit the whole image into the viewer. */
   fit(): void {
-    this.fitMode = true;
-    this.applyFit();
+    this.camera.fit();
     this.viewMoved();
   }
 
   /** Zoom by `factor` keeping the stage point (sx, sy) (default: centre) fixed. */
-  zoomAt(factor: number, sx = this.cssW / 2, sy = this.cssH / 2): void {
+  zoomAt(factor: number, sx = this.camera.width / 2, sy = this.camera.height / 2): void {
     if (!this.info) {
       return;
     }
-    const [ix, iy] = this.toImage(sx, sy);
-    this.zoom = clamp(this.zoom * factor, this.minZoom(), this.maxZoom());
-    this.cx = ix - (sx - this.cssW / 2) / this.zoom;
-    this.cy = iy - (sy - this.cssH / 2) / this.zoom;
-    this.fitMode = false;
-    this.clampCenter();
+    this.camera.zoomAt(factor, sx, sy);
     this.viewMoved();
   }
 
@@ -395,15 +328,13 @@ export class BioViewer {
       return;
     }
     this.disposed = true;
-    this.abortAll();
+    this.loader.dispose();
     this.valuesAbort?.abort();
     window.clearTimeout(this.emitTimer);
     window.clearTimeout(this.renderTimer);
     window.clearTimeout(this.valuesTimer);
     this.resizeObserver.disconnect();
-    this.cache.clear();
-    this.raw.clear();
-    this.composites.clear();
+    this.painter.clear();
     this.node.remove();
   }
 
@@ -431,25 +362,18 @@ export class BioViewer {
       return;
     }
     this.info = info;
-    this.levels = info.levels.map(level => {
-      const [h, w] = level.shape;
-      const w0 = info.levels[0].shape[1];
-      const h0 = info.levels[0].shape[0];
-      const ts = info.tile_size;
-      return { w, h, sx: w0 / w, sy: h0 / h, nx: Math.ceil(w / ts), ny: Math.ceil(h / ts) };
-    });
+    const cam = this.camera;
+    cam.setImage(
+      info.levels.map(level => level.shape),
+      info.tile_size
+    );
     this.state = mergeView(info, this.pendingView);
     this.pendingView = {};
     this.prev = null;
     if (this.state.zoom === null) {
-      this.fitMode = true;
-      this.applyFit();
+      cam.fit();
     } else {
-      this.fitMode = false;
-      this.zoom = clamp(this.state.zoom, this.minZoom(), this.maxZoom());
-      this.cx = this.state.center_x ?? this.width0() / 2;
-      this.cy = this.state.center_y ?? this.height0() / 2;
-      this.clampCenter();
+      cam.lookAt(this.state.zoom, this.state.center_x, this.state.center_y);
     }
     this.hideError();
     this.node.dataset.state = 'ready';
@@ -494,7 +418,7 @@ export class BioViewer {
       const layer = this.currentLayer();
       if (!sameScene) {
         this.prev = null;
-      } else if (old && !sameLayer(old, layer) && this.hasVisibleTiles(old)) {
+      } else if (old && !sameLayer(old, layer) && this.painter.hasVisibleTiles(old)) {
         this.prev = old;
       }
       this.layer = layer;
@@ -504,9 +428,9 @@ export class BioViewer {
         // Tiles failed for the old settings: try again with the new ones.
         this.hideError();
         this.node.dataset.state = 'ready';
-        this.failures = 0;
+        this.loader.failures = 0;
       }
-      this.failed.clear();
+      this.loader.retry();
       this.bannerNode.hidden = true;
       this.complete = false;
       this.node.dataset.complete = 'false';
@@ -538,15 +462,7 @@ export class BioViewer {
 
   private computeRenderKey(): string {
     const s = this.state;
-    return `${s.scene}|${s.t}|${s.z}|${this.settingsKey()}|${s.labels.join(',')}`;
-  }
-
-  /** The visible channels' settings (what a composited tile depends on besides its pixels). */
-  private settingsKey(): string {
-    return this.state.channels
-      .filter(c => c.visible)
-      .map(c => `${c.index}:${c.color}:${c.min}:${c.max}`)
-      .join(',');
+    return `${s.scene}|${s.t}|${s.z}|${settingsKey(s.channels)}|${s.labels.join(',')}`;
   }
 
   /** Whether tiles are composited here from raw channel tiles (see the module doc). */
@@ -570,97 +486,6 @@ export class BioViewer {
     return this.state.channels.filter(c => c.visible);
   }
 
-  // -- geometry -------------------------------------------------------------------------
-
-  private width0(): number {
-    return this.info?.levels[0].shape[1] ?? 1;
-  }
-
-  private height0(): number {
-    return this.info?.levels[0].shape[0] ?? 1;
-  }
-
-  private fitZoom(): number {
-    if (this.cssW <= 0 || this.cssH <= 0) {
-      return 1;
-    }
-    return Math.min(this.cssW / this.width0(), this.cssH / this.height0());
-  }
-
-  /** Zoom limits; unbounded below while the viewer has no size yet (not laid out). */
-  private minZoom(): number {
-    return this.cssW > 0 && this.cssH > 0 ? this.fitZoom() / 4 : 1e-9;
-  }
-
-  private maxZoom(): number {
-    return Math.max(64, this.fitZoom() * 2);
-  }
-
-  private applyFit(): void {
-    this.zoom = this.fitZoom();
-    this.cx = this.width0() / 2;
-    this.cy = this.height0() / 2;
-  }
-
-  private clampCenter(): void {
-    this.cx = clamp(this.cx, 0, this.width0());
-    this.cy = clamp(this.cy, 0, this.height0());
-  }
-
-  /** Stage (CSS px) -> level-0 image coordinates. */
-  private toImage(sx: number, sy: number): [number, number] {
-    return [this.cx + (sx - this.cssW / 2) / this.zoom, this.cy + (sy - this.cssH / 2) / this.zoom];
-  }
-
-  private toScreenX(x: number): number {
-    return (x - this.cx) * this.zoom + this.cssW / 2;
-  }
-
-  private toScreenY(y: number): number {
-    return (y - this.cy) * this.zoom + this.cssH / 2;
-  }
-
-  /**
-   * The level to draw: the coarsest whose pixels are at most 1.1 device pixels
-   * on screen (the rule of `TileRenderer.level_for_zoom`).
-   */
-  private targetLevel(): number {
-    const scale = this.zoom * Math.min(this.dpr, 2);
-    let best = 0;
-    let bestSx = 0;
-    this.levels.forEach((level, i) => {
-      if (level.sx * scale <= 1.1 && level.sx > bestSx) {
-        best = i;
-        bestSx = level.sx;
-      }
-    });
-    return best;
-  }
-
-  private tileRange(level: number): TileRange | null {
-    const g = this.levels[level];
-    const ts = this.info?.tile_size ?? 256;
-    const [x0, y0] = this.toImage(0, 0);
-    const [x1, y1] = this.toImage(this.cssW, this.cssH);
-    const lx0 = Math.max(0, x0 / g.sx);
-    const ly0 = Math.max(0, y0 / g.sy);
-    const lx1 = Math.min(g.w, x1 / g.sx);
-    const ly1 = Math.min(g.h, y1 / g.sy);
-    if (lx1 <= lx0 || ly1 <= ly0) {
-      return null;
-    }
-    return {
-      tx0: Math.floor(lx0 / ts),
-      tx1: Math.min(g.nx - 1, Math.ceil(lx1 / ts) - 1),
-      ty0: Math.floor(ly0 / ts),
-      ty1: Math.min(g.ny - 1, Math.ceil(ly1 / ts) - 1)
-    };
-  }
-
-  private tileKey(key: string, level: number, tx: number, ty: number): string {
-    return `${key}|${level}|${tx}|${ty}`;
-  }
-
   // -- drawing --------------------------------------------------------------------------
 
   private requestDraw(): void {
@@ -681,55 +506,25 @@ export class BioViewer {
     const w = Math.max(0, Math.round(rect.width));
     const h = Math.max(0, Math.round(rect.height));
     const dpr = window.devicePixelRatio || 1;
-    if (w === this.cssW && h === this.cssH && dpr === this.dpr) {
+    if (!this.camera.resize(w, h, dpr)) {
       return;
     }
-    this.cssW = w;
-    this.cssH = h;
-    this.dpr = dpr;
     this.canvas.width = Math.round(w * dpr);
     this.canvas.height = Math.round(h * dpr);
     this.overview.style.display = w < 320 || h < 200 ? 'none' : '';
     if (this.info) {
-      if (this.fitMode) {
-        this.applyFit();
-      }
       this.requestDraw();
     }
   }
 
   private draw(): void {
-    const ctx = this.ctx;
-    ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
-    ctx.fillStyle = BACKGROUND;
-    ctx.fillRect(0, 0, this.cssW, this.cssH);
-    if (!this.info || this.cssW === 0 || this.cssH === 0) {
+    const cam = this.camera;
+    Painter.clearStage(this.ctx, cam);
+    if (!this.info || !cam.hasSize) {
       return;
     }
-    const x0 = this.snap(this.toScreenX(0));
-    const y0 = this.snap(this.toScreenY(0));
-    ctx.fillStyle = IMAGE_BACKGROUND;
-    ctx.fillRect(x0, y0, this.snap(this.toScreenX(this.width0())) - x0, this.snap(this.toScreenY(this.height0())) - y0);
-
-    const target = this.targetLevel();
-    const coarsest = this.levels.length - 1;
-    const anyVisible = this.visibleChannels().length > 0;
     const layer = this.layer ?? this.currentLayer();
-    const done = anyVisible ? this.levelComplete(layer, target) : true;
-    if (anyVisible) {
-      if (done) {
-        this.drawLevel(layer, target, target);
-      } else {
-        if (this.prev && !sameLayer(this.prev, layer)) {
-          for (let level = coarsest; level >= target; level--) {
-            this.drawLevel(this.prev, level, target);
-          }
-        }
-        for (let level = coarsest; level >= target; level--) {
-          this.drawLevel(layer, level, target);
-        }
-      }
-    }
+    const { target, done } = this.painter.drawFrame(this.ctx, layer, this.prev);
     if (done) {
       this.prev = null;
       if (!this.complete) {
@@ -745,193 +540,33 @@ export class BioViewer {
     }
     this.drawOverview();
     this.updateScaleBar();
-    this.updateStatus();
+    this.updateStatus(target);
     this.pump(target);
     this.setDebug(target);
   }
 
-  private snap(v: number): number {
-    return Math.round(v * this.dpr) / this.dpr;
-  }
-
-  /** Whether every tile of `level` in the viewport can be drawn with the current settings. */
-  private levelComplete(layer: Layer, level: number): boolean {
-    const range = this.tileRange(level);
-    if (!range) {
-      return true;
-    }
-    const settings = layer.local ? this.settingsKey() : '';
-    const channels = layer.local ? this.visibleChannels() : [];
-    for (let ty = range.ty0; ty <= range.ty1; ty++) {
-      for (let tx = range.tx0; tx <= range.tx1; tx++) {
-        const key = this.tileKey(layer.key, level, tx, ty);
-        if (!layer.local) {
-          if (!this.cache.has(key)) {
-            return false;
-          }
-          continue;
-        }
-        const done = this.composites.peek(key);
-        if (done && done.complete && done.settings === settings) {
-          continue;
-        }
-        if (!channels.every(c => this.raw.has(rawKey(key, c.index)))) {
-          return false;
-        }
-      }
-    }
-    return true;
-  }
-
-  private hasVisibleTiles(layer: Layer): boolean {
-    const store: { has(key: string): boolean } = layer.local ? this.composites : this.cache;
-    for (let level = 0; level < this.levels.length; level++) {
-      const range = this.tileRange(level);
-      if (range && store.has(this.tileKey(layer.key, level, range.tx0, range.ty0))) {
-        return true;
-      }
-    }
-    return false;
-  }
-
-  /** The image of one tile of `layer`, composited now if needed (undefined: none yet). */
-  private tileImage(layer: Layer, level: number, tx: number, ty: number): CanvasImageSource | undefined {
-    const key = this.tileKey(layer.key, level, tx, ty);
-    if (!layer.local) {
-      return this.cache.get(key);
-    }
-    return this.composited(key)?.canvas;
-  }
-
-  /**
-   * The composite of tile `key` (layer|level|tx|ty) with the current channel
-   * settings, made from the raw channel tiles held.  With some channels
-   * missing it holds the others (they arrive later); with none, whatever
-   * was composited before (other settings) stands in.
-   */
-  private composited(key: string): Composite | undefined {
-    const settings = this.settingsKey();
-    let entry = this.composites.get(key);
-    if (entry && entry.complete && entry.settings === settings) {
-      return entry;
-    }
-    const layers: CompositeLayer[] = [];
-    const visible = this.visibleChannels();
-    for (const view of visible) {
-      const tile = this.raw.get(rawKey(key, view.index));
-      if (tile) {
-        layers.push({ tile, view });
-      }
-    }
-    if (!layers.length) {
-      return entry;
-    }
-    const complete = layers.length === visible.length;
-    const have = layers.map(l => l.view.index).join(',');
-    if (entry && entry.settings === settings && entry.have === have) {
-      return entry;
-    }
-    const { w, h } = layers[0].tile;
-    if (!entry || entry.canvas.width !== w || entry.canvas.height !== h) {
-      const canvas = makeCanvas(w, h);
-      const ctx = canvas.getContext('2d') as OffscreenCanvasRenderingContext2D | CanvasRenderingContext2D;
-      entry = { canvas, ctx, settings, complete, have };
-      this.composites.set(key, entry);
-    }
-    const image = scratchImage(w, h);
-    compositeTile(layers, w, h, image.data);
-    entry.ctx.putImageData(image, 0, 0);
-    entry.settings = settings;
-    entry.complete = complete;
-    entry.have = have;
-    return entry;
-  }
-
-  private drawLevel(layer: Layer, level: number, target: number): void {
-    const range = this.tileRange(level);
-    if (!range) {
-      return;
-    }
-    const g = this.levels[level];
-    const ts = this.info?.tile_size ?? 256;
-    const ctx = this.ctx;
-    // Magnified pixels stay crisp at the target level; coarse stand-ins are smoothed.
-    ctx.imageSmoothingEnabled = level !== target || this.zoom * g.sx < 2;
-    ctx.imageSmoothingQuality = 'medium';
-    for (let ty = range.ty0; ty <= range.ty1; ty++) {
-      for (let tx = range.tx0; tx <= range.tx1; tx++) {
-        const image = this.tileImage(layer, level, tx, ty);
-        if (!image) {
-          continue;
-        }
-        const { width, height } = image as { width: number; height: number };
-        const left = this.snap(this.toScreenX(tx * ts * g.sx));
-        const top = this.snap(this.toScreenY(ty * ts * g.sy));
-        const right = this.snap(this.toScreenX(Math.min((tx + 1) * ts, g.w) * g.sx));
-        const bottom = this.snap(this.toScreenY(Math.min((ty + 1) * ts, g.h) * g.sy));
-        ctx.drawImage(image, 0, 0, width, height, left, top, right - left, bottom - top);
-      }
-    }
-  }
-
   private layoutOverview(): void {
     const side = 150;
-    const w0 = this.width0();
-    const h0 = this.height0();
+    const w0 = this.camera.width0;
+    const h0 = this.camera.height0;
     const scale = side / Math.max(w0, h0);
     const w = Math.max(8, Math.round(w0 * scale));
     const h = Math.max(8, Math.round(h0 * scale));
+    const dpr = this.camera.pixelRatio;
     this.overview.style.width = `${w}px`;
     this.overview.style.height = `${h}px`;
-    this.overview.width = Math.round(w * this.dpr);
-    this.overview.height = Math.round(h * this.dpr);
+    this.overview.width = Math.round(w * dpr);
+    this.overview.height = Math.round(h * dpr);
   }
 
   private drawOverview(): void {
     if (this.overview.style.display === 'none' || !this.info) {
       return;
     }
-    const ctx = this.overviewCtx;
-    const w = this.overview.width / this.dpr;
-    const h = this.overview.height / this.dpr;
-    ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
-    ctx.fillStyle = IMAGE_BACKGROUND;
-    ctx.fillRect(0, 0, w, h);
-    const level = this.levels.length - 1;
-    const g = this.levels[level];
-    const ts = this.info.tile_size;
-    const kx = w / this.width0();
-    const ky = h / this.height0();
-    ctx.imageSmoothingEnabled = true;
+    const dpr = this.camera.pixelRatio;
     const current = this.layer ?? this.currentLayer();
     const layers = this.prev && !sameLayer(this.prev, current) ? [this.prev, current] : [current];
-    if (this.visibleChannels().length) {
-      for (const layer of layers) {
-        for (let ty = 0; ty < g.ny; ty++) {
-          for (let tx = 0; tx < g.nx; tx++) {
-            const image = layer.local
-              ? this.composited(this.tileKey(layer.key, level, tx, ty))?.canvas
-              : this.cache.peek(this.tileKey(layer.key, level, tx, ty));
-            if (image) {
-              const x = tx * ts * g.sx * kx;
-              const y = ty * ts * g.sy * ky;
-              const x1 = Math.min((tx + 1) * ts, g.w) * g.sx * kx;
-              const y1 = Math.min((ty + 1) * ts, g.h) * g.sy * ky;
-              ctx.drawImage(image, x, y, x1 - x, y1 - y);
-            }
-          }
-        }
-      }
-    }
-    const [vx0, vy0] = this.toImage(0, 0);
-    const [vx1, vy1] = this.toImage(this.cssW, this.cssH);
-    ctx.strokeStyle = '#ffd400';
-    ctx.lineWidth = 1.5;
-    const rx0 = clamp(vx0 * kx, 0, w);
-    const ry0 = clamp(vy0 * ky, 0, h);
-    const rx1 = clamp(vx1 * kx, 0, w);
-    const ry1 = clamp(vy1 * ky, 0, h);
-    ctx.strokeRect(rx0 + 0.75, ry0 + 0.75, Math.max(2, rx1 - rx0 - 1.5), Math.max(2, ry1 - ry0 - 1.5));
+    this.painter.drawOverview(this.overviewCtx, this.overview.width / dpr, this.overview.height / dpr, layers);
   }
 
   private updateScaleBar(): void {
@@ -940,15 +575,14 @@ export class BioViewer {
       this.scaleNode.hidden = true;
       return;
     }
-    const [length, px] = scaleBar(um / this.zoom, 100);
+    const [length, px] = scaleBar(um / this.camera.zoom, 100);
     this.scaleNode.hidden = false;
     this.scaleText.textContent = formatLength(length);
     this.scaleBarNode.style.width = `${Math.round(px)}px`;
   }
 
-  private updateStatus(): void {
-    const level = this.targetLevel();
-    const parts = [`L${level} · ${formatValue(+(this.zoom * 100).toPrecision(3))}%`];
+  private updateStatus(level: number): void {
+    const parts = [`L${level} · ${formatValue(+(this.camera.zoom * 100).toPrecision(3))}%`];
     if (this.hover) {
       parts.push(`x ${this.hover.x}  y ${this.hover.y}`);
       if (this.valuesText) {
@@ -956,25 +590,26 @@ export class BioViewer {
       }
     }
     this.statusNode.textContent = parts.join('  │  ');
-    const n = this.flights.size;
+    const n = this.loader.inFlight;
     this.loadingNode.textContent = n ? `loading ${n} tile${n === 1 ? '' : 's'}…` : '';
   }
 
   private setDebug(target?: number): void {
     const d = this.node.dataset;
-    d.tilesRequested = String(this.requested);
-    d.tilesReceived = String(this.received);
-    d.tilesFailed = String(this.failures);
-    d.levelsRequested = [...this.levelsRequested].sort((a, b) => a - b).join(',');
-    d.levelCount = String(this.levels.length);
+    const loader = this.loader;
+    d.tilesRequested = String(loader.requested);
+    d.tilesReceived = String(loader.received);
+    d.tilesFailed = String(loader.failures);
+    d.levelsRequested = [...loader.levelsRequested].sort((a, b) => a - b).join(',');
+    d.levelCount = String(this.camera.levels.length);
     d.complete = String(this.complete);
     if (target !== undefined) {
       d.targetLevel = String(target);
     }
     if (this.info) {
-      d.zoom = String(this.zoom);
-      d.centerX = String(this.cx);
-      d.centerY = String(this.cy);
+      d.zoom = String(this.camera.zoom);
+      d.centerX = String(this.camera.cx);
+      d.centerY = String(this.camera.cy);
     }
     if (this.firstPaintMs !== null) {
       d.firstPaintMs = String(Math.round(this.firstPaintMs));
@@ -989,182 +624,25 @@ export class BioViewer {
       return;
     }
     const layer = this.layer ?? this.currentLayer();
-    const tiles: Wanted[] = [];
     const channels = this.visibleChannels();
-    if (channels.length && this.cssW > 0 && this.cssH > 0) {
-      const coarsest = this.levels.length - 1;
-      const g = this.levels[coarsest];
-      const coarseRange: TileRange | null =
-        g.nx * g.ny <= 16 ? { tx0: 0, tx1: g.nx - 1, ty0: 0, ty1: g.ny - 1 } : this.tileRange(coarsest);
-      const add = (level: number, range: TileRange | null, sort: boolean): void => {
-        if (!range) {
-          return;
-        }
-        const items: Array<Wanted & { d: number }> = [];
-        const gl = this.levels[level];
-        const ts = this.info?.tile_size ?? 256;
-        for (let ty = range.ty0; ty <= range.ty1; ty++) {
-          for (let tx = range.tx0; tx <= range.tx1; tx++) {
-            const mx = (tx + 0.5) * ts * gl.sx - this.cx;
-            const my = (ty + 0.5) * ts * gl.sy - this.cy;
-            items.push({ key: this.tileKey(layer.key, level, tx, ty), level, tx, ty, d: mx * mx + my * my });
-          }
-        }
-        if (sort) {
-          items.sort((a, b) => a.d - b.d);
-        }
-        tiles.push(...items);
-      };
-      add(coarsest, coarseRange, false);
-      if (target !== coarsest) {
-        add(target, this.tileRange(target), true);
-      }
-    }
-    // The cache entries wanted: tiles, or (local) one raw tile per visible channel.
-    const keysOf = (item: Wanted): string[] =>
-      layer.local ? channels.map(c => rawKey(item.key, c.index)) : [item.key];
-    const wanted = new Set<string>();
-    for (const item of tiles) {
-      for (const key of keysOf(item)) {
-        wanted.add(key);
-      }
-    }
-    for (const flight of [...this.flights]) {
-      if (!flight.keys.some(key => wanted.has(key))) {
-        flight.ctrl.abort();
-        this.endFlight(flight);
-      }
-    }
-    const limit = this.options.maxInFlight ?? 20;
-    const settings = this.settingsKey();
-    for (const item of tiles) {
-      if (this.flights.size >= limit) {
-        break;
-      }
-      if (!layer.local) {
-        if (!this.cache.has(item.key) && !this.inflight.has(item.key) && !this.failed.has(item.key)) {
-          this.fetchTile(item, channels);
-        }
-        continue;
-      }
-      const done = this.composites.peek(item.key);
-      if (done && done.complete && done.settings === settings) {
-        continue;
-      }
-      const missing = channels.filter(c => {
-        const key = rawKey(item.key, c.index);
-        return !this.raw.has(key) && !this.inflight.has(key) && !this.failed.has(key);
-      });
-      if (missing.length) {
-        this.fetchChannels(item, missing.map(c => c.index));
-      }
-    }
-  }
-
-  private startFlight(keys: string[], level: number): Flight {
-    const flight: Flight = { ctrl: new AbortController(), keys };
-    this.flights.add(flight);
-    for (const key of keys) {
-      this.inflight.set(key, flight);
-    }
-    this.requested++;
-    this.levelsRequested.add(level);
-    return flight;
-  }
-
-  private endFlight(flight: Flight): void {
-    this.flights.delete(flight);
-    for (const key of flight.keys) {
-      if (this.inflight.get(key) === flight) {
-        this.inflight.delete(key);
-      }
-    }
-  }
-
-  private abortAll(): void {
-    for (const flight of this.flights) {
-      flight.ctrl.abort();
-    }
-    this.flights.clear();
-    this.inflight.clear();
-  }
-
-  /** A composited tile from the source (RGB images, label overlays, sources without channelTiles). */
-  private fetchTile(item: Wanted, channels: ChannelView[]): void {
-    const flight = this.startFlight([item.key], item.level);
+    const positions = channels.length && this.camera.hasSize ? this.camera.wanted(target) : [];
+    const wanted = positions.map(p => ({
+      key: tileKey(layer.key, p.level, p.tx, p.ty),
+      level: p.level,
+      tx: p.tx,
+      ty: p.ty
+    }));
     const s = this.state;
-    this.source
-      .tile({
-        scene: s.scene,
-        level: item.level,
-        t: s.t,
-        z: s.z,
-        tx: item.tx,
-        ty: item.ty,
-        channels: channels.map(c => ({ ...c })),
-        labels: [...s.labels],
-        signal: flight.ctrl.signal
-      })
-      .then(async result => {
-        const bitmap = result instanceof Blob ? await createImageBitmap(result) : result;
-        if (this.disposed) {
-          bitmap.close();
-          return;
-        }
-        this.endFlight(flight);
-        this.cache.set(item.key, bitmap);
-        this.received++;
-        this.requestDraw();
-      })
-      .catch((error: unknown) => this.fetchFailed(flight, error));
-  }
-
-  /** Raw tiles of `channels` of one tile, kept for compositing here. */
-  private fetchChannels(item: Wanted, channels: number[]): void {
-    const fetch = this.source.channelTiles?.bind(this.source);
-    if (!fetch) {
-      return;
-    }
-    const flight = this.startFlight(
-      channels.map(c => rawKey(item.key, c)),
-      item.level
+    this.loader.pump(
+      wanted,
+      { layer, scene: s.scene, t: s.t, z: s.z, channels, labels: s.labels },
+      item => this.painter.isComposited(item.key)
     );
-    const s = this.state;
-    fetch({
-      scene: s.scene,
-      level: item.level,
-      t: s.t,
-      z: s.z,
-      tx: item.tx,
-      ty: item.ty,
-      channels,
-      signal: flight.ctrl.signal
-    })
-      .then(tiles => {
-        if (this.disposed) {
-          return;
-        }
-        this.endFlight(flight);
-        for (const tile of tiles) {
-          this.raw.set(rawKey(item.key, tile.channel), tile);
-        }
-        this.received++;
-        this.requestDraw();
-      })
-      .catch((error: unknown) => this.fetchFailed(flight, error));
   }
 
-  private fetchFailed(flight: Flight, error: unknown): void {
-    this.endFlight(flight);
-    if (this.disposed || isAbort(error) || flight.ctrl.signal.aborted) {
-      return;
-    }
-    this.failures++;
-    for (const key of flight.keys) {
-      this.failed.add(key);
-    }
+  private tileFailed(error: unknown): void {
     const text = message(error);
-    if (this.received === 0 && this.failures >= 2) {
+    if (this.loader.received === 0 && this.loader.failures >= 2) {
       this.showError(`Cannot display ${this.info?.source ?? 'this image'}`, `tile request failed: ${text}`);
     } else {
       this.bannerNode.textContent = `Some tiles could not be loaded: ${text}`;
@@ -1183,7 +661,7 @@ export class BioViewer {
     this.node.dataset.state = 'error';
     this.node.dataset.error = detail;
     this.loadingNode.textContent = '';
-    this.abortAll();
+    this.loader.abortAll();
     this.requestDraw();
   }
 
@@ -1204,7 +682,7 @@ export class BioViewer {
       if (e.button !== 0 || !this.info) {
         return;
       }
-      this.drag = { x: e.clientX, y: e.clientY, cx: this.cx, cy: this.cy, id: e.pointerId };
+      this.drag = { x: e.clientX, y: e.clientY, cx: this.camera.cx, cy: this.camera.cy, id: e.pointerId };
       this.canvas.setPointerCapture(e.pointerId);
       stage.classList.add('bioimnb-dragging');
     });
@@ -1213,10 +691,8 @@ export class BioViewer {
         const dx = e.clientX - this.drag.x;
         const dy = e.clientY - this.drag.y;
         if (dx || dy) {
-          this.fitMode = false;
-          this.cx = this.drag.cx - dx / this.zoom;
-          this.cy = this.drag.cy - dy / this.zoom;
-          this.clampCenter();
+          const cam = this.camera;
+          cam.moveTo(this.drag.cx - dx / cam.zoom, this.drag.cy - dy / cam.zoom);
           this.viewMoved();
         }
       }
@@ -1259,10 +735,8 @@ export class BioViewer {
 
     const overviewTo = (e: PointerEvent): void => {
       const rect = this.overview.getBoundingClientRect();
-      this.cx = ((e.clientX - rect.left) / rect.width) * this.width0();
-      this.cy = ((e.clientY - rect.top) / rect.height) * this.height0();
-      this.fitMode = false;
-      this.clampCenter();
+      const cam = this.camera;
+      cam.moveTo(((e.clientX - rect.left) / rect.width) * cam.width0, ((e.clientY - rect.top) / rect.height) * cam.height0);
       this.viewMoved();
     };
     this.overview.addEventListener('pointerdown', e => {
@@ -1285,10 +759,10 @@ export class BioViewer {
     if (!this.info) {
       return;
     }
-    const [ix, iy] = this.toImage(sx, sy);
+    const [ix, iy] = this.camera.toImage(sx, sy);
     const x = Math.floor(ix);
     const y = Math.floor(iy);
-    if (x < 0 || y < 0 || x >= this.width0() || y >= this.height0()) {
+    if (x < 0 || y < 0 || x >= this.camera.width0 || y >= this.camera.height0) {
       this.hover = null;
       this.valuesText = '';
       this.requestDraw();
@@ -1335,41 +809,6 @@ export class BioViewer {
     }
     return parts.join('  ');
   }
-}
-
-function sameLayer(a: Layer, b: Layer): boolean {
-  return a.local === b.local && a.key === b.key;
-}
-
-/** The raw-cache key of channel `channel` of the tile `tileKey` (layer|level|tx|ty). */
-function rawKey(tileKey: string, channel: number): string {
-  return `${tileKey}|c${channel}`;
-}
-
-function makeCanvas(w: number, h: number): OffscreenCanvas | HTMLCanvasElement {
-  if (typeof OffscreenCanvas !== 'undefined') {
-    return new OffscreenCanvas(w, h);
-  }
-  const canvas = document.createElement('canvas');
-  canvas.width = w;
-  canvas.height = h;
-  return canvas;
-}
-
-// ImageData buffers to composite into (putImageData copies them): one per tile size.
-const scratchImages = new Map<string, ImageData>();
-
-function scratchImage(w: number, h: number): ImageData {
-  const key = `${w}x${h}`;
-  let image = scratchImages.get(key);
-  if (!image) {
-    image = new ImageData(w, h);
-    if (scratchImages.size >= 8) {
-      scratchImages.delete(scratchImages.keys().next().value as string);
-    }
-    scratchImages.set(key, image);
-  }
-  return image;
 }
 
 function clamp(v: number, lo: number, hi: number): number {
