@@ -81,6 +81,10 @@ def _writable_parent(res: Resolved) -> None:
     parent = os.path.dirname(res.path.rstrip(os.sep)) or os.sep
     try:
         os.makedirs(parent, exist_ok=True)
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise BioimnbError(res.url, f"cannot create the destination folder {parent} ({why})") from None
+    try:
         fd, probe = tempfile.mkstemp(prefix=".bioimnb-probe-", dir=parent)
         os.close(fd)
         os.remove(probe)
@@ -88,7 +92,7 @@ def _writable_parent(res: Resolved) -> None:
         why = exc.strerror or type(exc).__name__
         if isinstance(exc, PermissionError) or exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
             raise AccessDenied(res.url, f"cannot write into {parent} ({why})") from None
-        raise BioimnbError(res.url, f"cannot create the destination folder {parent} ({why})") from None
+        raise BioimnbError(res.url, f"cannot write into {parent} ({why})") from None
 
 
 def _same_or_nested(a: Resolved, b: Resolved) -> bool:
