@@ -421,8 +421,12 @@ class JupyterServer:
         *,
         base_url: str = "/user/alice/",
         env: dict[str, str] | None = None,
+        preexec: Any = None,
     ) -> None:
+        """``env``: extra environment variables; ``preexec``: run in the child before the server
+        starts (e.g. to set resource limits)."""
         self.root_dir = Path(root_dir)
+        self.preexec = preexec
         self.workdir = Path(workdir)
         self.base_url = base_url
         self.token = secrets.token_hex(16)
@@ -455,7 +459,9 @@ class JupyterServer:
         if os.geteuid() == 0:
             args.append("--allow-root")  # containers and CI often run as root
         log = open(self.log_path, "wb")  # noqa: SIM115 - closed by the child's exit
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.workdir)
+        self.process = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.workdir, preexec_fn=self.preexec
+        )
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -140,3 +140,26 @@ def test_hostile_files_against_a_real_server(tmp_path, pyramid):
     assert seconds < 10, log
     unexpected = [line for line in log.splitlines() if "bioimnb: reading" in line]
     print("\n".join(unexpected) or "no unexpected reader exceptions in the server log")
+
+
+def test_a_real_memory_error_is_a_400_and_the_server_carries_on(tmp_path, pyramid):
+    # The decode limit lifted, the 1 TB strip reaches the allocator; an 8 GiB address-space
+    # limit on the server makes that a MemoryError on any machine (never the OOM killer).
+    import resource
+
+    def address_space() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))
+
+    root = tmp_path / "root"
+    root.mkdir()
+    shutil.copy(pyramid, root / "p.ome.tif")
+    hostile.zlib_bomb_tiff(root / "bomb.tif")
+    env = {"BIOIMNB_MAX_DECODE_BYTES": str(10**13)}
+    with JupyterServer(root, tmp_path / "work", env=env, preexec=address_space) as server:
+        for route, extra in ROUTES[1:]:
+            status, headers, body = server.get(route, path="bomb.tif", **extra)
+            assert status == 400, (route, status, body[:300])
+            error = json.loads(body)["error"]
+            assert error.startswith("bomb.tif: ") and "memory" in error.lower() and "\n" not in error, error
+        status, _, body = server.get("api/tile", path="p.ome.tif", level=0, tx=0, ty=0)
+        assert status == 200 and body.startswith(b"\x89PNG")
