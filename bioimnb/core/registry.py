@@ -211,6 +211,8 @@ def _builtin() -> list[ReaderRecord]:
                 Format("QPTIFF", (".qptiff",), _is_tiff, needs_name=True),
                 Format("LSM", (".lsm",), _is_tiff, needs_name=True),
                 Format("STK", (".stk",), _is_tiff, needs_name=True),
+                # Named by its content once opened (an ImageJ hyperstack is a .tif).
+                Format("ImageJ TIFF", (), _is_tiff, needs_name=True),
                 Format("TIFF", (".tif", ".tiff", ".btf", ".tf2", ".tf8"), _is_tiff),
             ),
             _open_tiff,

@@ -140,8 +140,13 @@ class BioioBackend(Backend):
         def build_ome() -> Any:
             try:
                 ome = img.ome_metadata
-                if ome is not None and ome.images:
-                    return ome
+                # Only an OME model that describes these pixels: bioio-czi's model of a mosaic
+                # has other sizes (tile, not scene) and another scene order than its arrays.
+                if ome is not None and len(ome.images) > index:
+                    px = ome.images[index].pixels
+                    shape = levels[0].shape
+                    if (px.size_x, px.size_y, px.size_c) == (shape[4], shape[3], shape[1] if "S" not in order else px.size_c):
+                        return ome
             except Exception:  # noqa: BLE001 - not every plugin can produce OME; synthesise instead
                 pass
             return synthesize_ome([(name, levels[0].shape, levels[0].dtype, physical, channels)])
