@@ -1,8 +1,8 @@
 """OME metadata: safe parsing of OME-XML and an OME model for files that carry none.
 
 OME-XML comes from untrusted files.  Documents with a DOCTYPE (the vehicle of entity-expansion
-and external-entity attacks) or larger than :data:`MAX_XML_BYTES` are refused before any parser
-sees them.
+and external-entity attacks) or larger than :func:`~bioimnb.core.limits.limits`
+``.max_metadata_bytes`` are refused before any parser sees them.
 """
 
 from __future__ import annotations
@@ -15,22 +15,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import CorruptFile
+from .limits import limits
 
 if TYPE_CHECKING:  # pragma: no cover
     from ome_types import OME
 
     from .readers.base import Channel, PhysicalSize
 
-__all__ = ["MAX_XML_BYTES", "OmeImageSummary", "check_xml", "color_hex", "parse_ome_xml", "summarize_ome_xml", "synthesize_ome"]
+__all__ = ["OmeImageSummary", "check_xml", "color_hex", "parse_ome_xml", "summarize_ome_xml", "synthesize_ome"]
 
-MAX_XML_BYTES = 256 * 2**20
 _DOCTYPE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 
 def check_xml(xml: str | bytes, source: object) -> bytes:
     data = xml.encode("utf-8") if isinstance(xml, str) else bytes(xml)
-    if len(data) > MAX_XML_BYTES:
-        raise CorruptFile(source, f"XML metadata of {len(data)} bytes is larger than the {MAX_XML_BYTES} byte limit")
+    cap = limits().max_metadata_bytes
+    if len(data) > cap:
+        raise CorruptFile(source, f"XML metadata of {len(data)} bytes is larger than the {cap} byte limit")
     if _DOCTYPE.search(data[:65536]) or _DOCTYPE.search(data):
         raise CorruptFile(source, "XML metadata declares a DOCTYPE or ENTITY; refused as unsafe")
     return data

@@ -368,3 +368,17 @@ def test_mrxs_files_are_the_slide_and_its_data_folder(tmp_path):
         str(tmp_path / "slide" / "Data0000.dat"),
         str(tmp_path / "slide" / "Slidedat.ini"),
     ]
+
+
+def test_ome_xml_larger_than_the_metadata_limit_is_not_parsed(tmp_path):
+    path = tmp_path / "bigxml.ome.tif"
+    data = np.arange(32 * 32, dtype=np.uint16).reshape(32, 32)
+    tifffile.imwrite(path, data, ome=True, metadata={"Description": "x" * 300_000})
+    before = limits().max_metadata_bytes
+    configure(max_metadata_bytes=100_000)
+    try:
+        with bioimnb.open_image(path) as img:
+            assert any("larger than the 100000 byte limit" in w for w in img.status()["warnings"])
+            np.testing.assert_array_equal(img.read(0, t=0, c=0, z=0), data)
+    finally:
+        configure(max_metadata_bytes=before)
