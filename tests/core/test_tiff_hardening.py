@@ -382,3 +382,21 @@ def test_ome_xml_larger_than_the_metadata_limit_is_not_parsed(tmp_path):
             np.testing.assert_array_equal(img.read(0, t=0, c=0, z=0), data)
     finally:
         configure(max_metadata_bytes=before)
+
+
+def test_openslide_backend_lists_and_reads_associated_images(tmp_path):
+    pytest.importorskip("openslide")
+    from bioimnb.core.readers.slide import OpenSlideBackend
+
+    path = tmp_path / "slide.svs"
+    made = fixtures.aperio_svs(path)
+    backend = OpenSlideBackend(Resolved(LocalFileSystem(), str(path), str(path)), "SVS")
+    try:
+        assert backend.status()["associated"] == ["label", "macro", "thumbnail"]
+        np.testing.assert_array_equal(backend.associated("label"), made["label"])
+        np.testing.assert_array_equal(backend.associated("macro"), made["macro"])
+        with pytest.raises(BioimnbError) as info:
+            backend.associated("nope")
+        one_line(info.value, path)
+    finally:
+        backend.close()

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..axes import AxisMap
-from ..errors import CorruptFile, PathEscapesRoot, UnsupportedFormat
+from ..errors import BioimnbError, CorruptFile, PathEscapesRoot, UnsupportedFormat
 from ..ome import synthesize_ome
 from ..storage import Resolved, inside
 from .base import Backend, Channel, Level, PhysicalSize, SceneData
@@ -130,6 +130,33 @@ class OpenSlideBackend(Backend):
             channels=channels,
             ome=lambda: synthesize_ome([(name, levels[0].shape, levels[0].dtype, physical, channels)]),
         )
+
+    def status(self) -> dict[str, Any]:
+        names = self.associated_names()
+        return {"associated": names} if names else {}
+
+    def associated_names(self) -> list[str]:
+        """Names of the slide's associated images (label, macro, thumbnail, ...)."""
+        return sorted(self.slide.associated_images)
+
+    def associated(self, name: str) -> np.ndarray:
+        """An associated image as a (Y, X, 3) uint8 RGB array."""
+        from ..limits import limits
+
+        if name not in self.slide.associated_images:
+            shown = ", ".join(repr(n) for n in self.associated_names()) or "none"
+            raise BioimnbError(self.source, f"no associated image {name!r}; associated images: {shown}")
+        props = self.slide.properties
+        try:
+            nbytes = int(props[f"openslide.associated.{name}.width"]) * int(props[f"openslide.associated.{name}.height"]) * 4
+        except (KeyError, ValueError):
+            nbytes = 0
+        cap = limits().max_decode_bytes
+        if nbytes > cap:
+            raise CorruptFile(self.source, f"associated image {name!r} of {nbytes} bytes exceeds the decode limit of {cap} bytes")
+        with self.lock:
+            image = self.slide.associated_images[name]
+        return np.ascontiguousarray(np.asarray(image.convert("RGB")))
 
     def files(self) -> list[str]:
         """The slide file and, for MRXS, every file of its data folder (same stem, no suffix)."""
