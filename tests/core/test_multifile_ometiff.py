@@ -173,7 +173,7 @@ def test_without_a_root_companions_resolve_next_to_the_master_not_the_cwd(tmp_pa
     with bioimnb.open_image(master) as img:
         planes = img.read(0, t=0, c=0)
     assert (planes[2:] == CANARY).all()  # the member ../outside/secret.ome.tif, relative to the master
-    assert not (planes[:2] == CANARY).any()
+    assert not (planes[:2] == CANARY).all(axis=(1, 2)).any()  # (random pixels may hit the value)
 
 
 def test_binaryonly_metadata_file_outside_the_root_is_refused(tmp_path):
@@ -234,7 +234,7 @@ def test_a_member_swapped_for_a_link_after_opening_is_not_followed(tmp_path, mon
         made["paths"][1].symlink_to(canary)
         data = img.read(0, t=0, c=0)
     np.testing.assert_array_equal(data, made["truth"])
-    assert not (data == CANARY).any()
+    assert not (data == CANARY).all(axis=(1, 2)).any()
 
 
 def test_a_remote_set_is_refused_in_one_line_not_read_as_zeros(tmp_path):

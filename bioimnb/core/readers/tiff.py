@@ -152,6 +152,7 @@ def plan_fileset(xml: str, holder: str, opened: str, res: Resolved, *, own: bool
     root_uuid = (root.get("UUID") or "").strip() or None
     out = FileSet(xml, holder)
     opened_uuid: str | None = None
+    checked: dict[str, tuple[str, bool]] = {}  # one check per distinct name, however many planes
     for el in root.iter():
         if _local(el.tag) != "UUID" or el.get("FileName") is None:
             continue
@@ -160,7 +161,9 @@ def plan_fileset(xml: str, holder: str, opened: str, res: Resolved, *, own: bool
         if holder_is_tiff and root_uuid is not None and text == root_uuid:
             real, exists = holder, True  # the UUID of the file holding the XML, whatever its name now
         else:
-            real, exists = _member(name, base, res)
+            if name not in checked:
+                checked[name] = _member(name, base, res)
+            real, exists = checked[name]
         if real == opened and text:
             opened_uuid = text
         if not exists and name not in out.missing:
