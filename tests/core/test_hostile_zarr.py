@@ -493,3 +493,25 @@ def test_http_hostile_stores(http_server, hostile_remote):
     with pytest.raises(CorruptFile) as err:
         plane(bioimnb.open_image(f"{base}/bomb.ome.zarr"))
     assert "a compressed chunk decodes to 67108864 bytes" in one_line(err.value)
+
+
+def test_guards_survive_pickling(box):
+    """Arrays travel to dask workers pickled: the confinement and the decode bound go along."""
+    import pickle
+
+    store = box["root"] / "x.ome.zarr"
+    ngff(store, chunks=(1, 1, 1, 32, 32), shards=(1, 1, 1, 64, 64), compressors=ZstdCodec())
+    arr = bioimnb.open_image(store, root=box["root"])._data.levels[0].native
+    chunk_file(store).unlink()
+    chunk_file(store).symlink_to(box["canary"])
+    clone = pickle.loads(pickle.dumps(arr))
+    with pytest.raises(PathEscapesRoot):
+        clone[0, 0, 0, :4, :4]
+    bomb = numcodecs.Zstd(level=19).encode(bytes(2**24))
+    empty = 2**64 - 1
+    index = np.array([[0, len(bomb)]] + [[empty, empty]] * 3, dtype="<u8").tobytes()
+    chunk_file(store).unlink()
+    chunk_file(store).write_bytes(bomb + index + _crc32c(index))
+    with pytest.raises(CorruptFile) as err:
+        clone[0, 0, 0, :4, :4]
+    assert one_line(err.value) == f"{store}/0: a compressed chunk decodes to {2**24} bytes, more than the 1024 bytes of a declared chunk"

@@ -2,7 +2,13 @@
 
 Covers single images (multiscales + omero + labels), HCS plates (each field of each well is a
 scene) and the bioformats2raw layout (each series is a scene, ``OME/METADATA.ome.xml`` is the
-OME model).  Why not bioio-ome-zarr: it does not expose plates and labels as bioimnb needs them,
+OME model).
+
+Hostile stores: local stores are read through :class:`ConfinedLocalStore` (links out of the
+caller's root refused, FIFOs and devices never opened, metadata size-capped and JSON-checked),
+remote ones through :class:`CappedFsspecStore` (metadata size-capped); every array decodes through
+:class:`GuardedCodecPipeline` (no chunk inflates beyond its declared size); :func:`check_array`
+refuses at open grids no read could serve.  Why not bioio-ome-zarr: it does not expose plates and labels as bioimnb needs them,
 and going through zarr arrays directly gives chunk-exact region reads for previews.
 """
 
@@ -320,6 +326,13 @@ class _GuardedSharding(ShardingCodec):
     """The sharding codec, decoding its inner chunks through :class:`GuardedCodecPipeline`."""
 
     _where: str = ""
+
+    def __getstate__(self) -> dict[str, Any]:  # pickled with the array for dask workers
+        return {"codec": super().__getstate__(), "where": self._where}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state["codec"])
+        object.__setattr__(self, "_where", state["where"])
 
     @property
     def codec_pipeline(self) -> Any:
