@@ -30,6 +30,7 @@ __all__ = [
     "Classified",
     "classify",
     "classify_resolved",
+    "docs_stamp",
     "file_kind",
     "zarr_metadata",
 ]
@@ -62,6 +63,9 @@ class Classified:
     """Why an image-looking entry cannot be opened (empty, text, broken metadata, ...)."""
     ngff_version: str | None = None
     is_dir: bool = False
+    stamp: str | None = None
+    """Changes when the entry changes: size and mtime of a local file, a digest of a zarr's
+    top-level metadata.  Caches (the scan's facts) key on it."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,10 +98,25 @@ def _ngff_version(attrs: dict[str, Any], zarr_format: int | None) -> str | None:
     return None if version is None else str(version)
 
 
+def docs_stamp(docs: dict[str, bytes | None]) -> str:
+    """A digest of a zarr's top-level metadata documents."""
+    import hashlib
+
+    digest = hashlib.sha1(usedforsecurity=False)
+    for marker in sorted(docs):
+        digest.update(marker.encode() + b"\0" + (docs[marker] or b"") + b"\0")
+    return "meta:" + digest.hexdigest()
+
+
 def zarr_metadata(docs: dict[str, bytes | None]) -> Classified | None:
     """Classify a folder from its top-level zarr metadata documents (``{marker: bytes}`` for the
     markers present; ``None`` bytes = present but unreadable).  ``None`` when no marker is
     present (not a zarr)."""
+    found = _zarr_metadata(docs)
+    return None if found is None else replace(found, stamp=docs_stamp(docs))
+
+
+def _zarr_metadata(docs: dict[str, bytes | None]) -> Classified | None:
     present = [m for m in ZARR_MARKERS if m in docs]
     if not present:
         return None
@@ -249,19 +268,20 @@ def classify_local(path: str, *, root: str | None = None, content: bool = True) 
             error="not a regular file (a FIFO, device or socket)",
         )
     size = st.st_size
+    stamp = f"{size}:{st.st_mtime_ns}"
     by_name = format_for_name(name)
     if by_name is not None and by_name.companion_folder:
-        return _mrxs(path, name, size, root)
+        return replace(_mrxs(path, name, size, root), stamp=stamp)
     if not content or size == 0:
-        return file_kind(name, size, None if not content else b"")
+        return replace(file_kind(name, size, None if not content else b""), stamp=stamp)
     try:
         with open_confined(path, root, path) as fh:
             head = fh.read(HEAD_BYTES)
     except BioimnbError as exc:
-        return replace(file_kind(name, size, None), error=exc.reason)
+        return replace(file_kind(name, size, None), error=exc.reason, stamp=stamp)
     except OSError as exc:
-        return replace(file_kind(name, size, None), error=exc.strerror or str(exc))
-    return file_kind(name, size, head)
+        return replace(file_kind(name, size, None), error=exc.strerror or str(exc), stamp=stamp)
+    return replace(file_kind(name, size, head), stamp=stamp)
 
 
 # --------------------------------------------------------------------------------------------

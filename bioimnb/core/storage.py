@@ -213,6 +213,12 @@ def open_confined(path: str, root: str | None = None, source: object = None) -> 
     """
     shown = path if source is None else source
     name = os.path.basename(path.rstrip(os.sep)) or path
+    real = None
+    if root is not None:
+        # Refused before it is opened: opening some devices already acts (a tape rewinds).
+        real = os.path.realpath(path)
+        if not inside(real, root):
+            raise PathEscapesRoot(shown, f"{name}: lies outside the root (through a link)")
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
@@ -227,10 +233,7 @@ def open_confined(path: str, root: str | None = None, source: object = None) -> 
         if not stat.S_ISREG(st.st_mode):
             what = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a FIFO, device or socket)"
             raise CorruptFile(shown, f"{name} is {what}")
-        if root is not None:
-            real = os.path.realpath(path)
-            if not inside(real, root):
-                raise PathEscapesRoot(shown, f"{name}: lies outside the root (through a link)")
+        if real is not None:
             st_real = os.stat(real)
             if (st_real.st_dev, st_real.st_ino) != (st.st_dev, st.st_ino):
                 raise PathEscapesRoot(shown, f"{name}: changed while being opened")

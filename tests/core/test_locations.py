@@ -215,7 +215,7 @@ def test_100k_files_only_page_is_stat_ed(big_folder: Path, monkeypatch: pytest.M
 
     monkeypatch.setattr(os, "stat", count_stat)
     monkeypatch.setattr(os, "lstat", count_lstat)
-    monkeypatch.setattr(locations, "Entry", CountingEntry)
+    monkeypatch.setattr(locations.local, "Entry", CountingEntry)  # the local lister makes the entries
 
     loc = browse(big_folder)
     page = loc.list(page_size=100)
