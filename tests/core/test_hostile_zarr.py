@@ -515,3 +515,32 @@ def test_guards_survive_pickling(box):
     with pytest.raises(CorruptFile) as err:
         clone[0, 0, 0, :4, :4]
     assert one_line(err.value) == f"{store}/0: a compressed chunk decodes to {2**24} bytes, more than the 1024 bytes of a declared chunk"
+
+
+@pytest.mark.parametrize(
+    ("edit", "expect"),
+    [
+        (lambda o: o.__setitem__("multiscales", [5]), "invalid OME-Zarr metadata (AttributeError"),
+        (lambda o: o.__setitem__("multiscales", {"a": 1}), "invalid OME-Zarr metadata (KeyError"),
+        (lambda o: o["multiscales"][0].__setitem__("datasets", "0"), "multiscales dataset '0' is not an object"),
+        (
+            lambda o: o["multiscales"][0]["datasets"][0].__setitem__(
+                "coordinateTransformations", [{"type": "scale", "scale": ["a"] * 5}]
+            ),
+            "invalid OME-Zarr metadata (ValueError",
+        ),
+        (lambda o: o["multiscales"][0].__setitem__("axes", 5), "invalid OME-Zarr metadata (TypeError"),
+        (lambda o: o.__setitem__("omero", "x"), "invalid OME-Zarr metadata (AttributeError"),
+        (lambda o: (o.pop("multiscales"), o.__setitem__("plate", {"wells": [3]})), "invalid OME-Zarr metadata (TypeError"),
+    ],
+)
+def test_malformed_ome_attributes_are_one_line(box, edit, expect):
+    store = box["root"] / "x.ome.zarr"
+    ngff(store)
+    meta = json.loads((store / "zarr.json").read_text())
+    edit(meta["attributes"]["ome"])
+    (store / "zarr.json").write_text(json.dumps(meta))
+    with pytest.raises(CorruptFile) as err:
+        img = bioimnb.open_image(store)
+        img.describe()
+    assert one_line(err.value).startswith(f"{store}: {expect}"), str(err.value)

@@ -409,6 +409,18 @@ def metadata_errors(where: str, name: str) -> Iterator[None]:
             raise CorruptFile(where, f"{label}invalid zarr metadata ({_first_line(exc)})") from exc
 
 
+@contextmanager
+def ome_metadata_errors(where: str) -> Iterator[None]:
+    """OME-Zarr attributes of the wrong shape (a string where a list belongs, a scale that is not
+    a number, ...) as one line instead of whatever Python said while walking them."""
+    try:
+        yield
+    except BioimnbError:
+        raise
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
+        raise CorruptFile(where, f"invalid OME-Zarr metadata ({type(exc).__name__}: {_first_line(exc)})") from exc
+
+
 def open_store(res: Resolved) -> Any:
     if res.local:
         return ConfinedLocalStore(res.path, confine=res.root, source=res.url, read_only=True)
@@ -518,7 +530,8 @@ class ZarrBackend(Backend):
                 raise UnsupportedFormat(
                     res.url, "zarr group without OME-Zarr metadata (no multiscales, plate or bioformats2raw.layout)"
                 )
-        self.ngff_version = self._version()
+        with ome_metadata_errors(res.url):
+            self.ngff_version = self._version()
 
     def _version(self) -> str | None:
         version = self.attrs.get("version")
@@ -551,6 +564,10 @@ class ZarrBackend(Backend):
     @cached_property
     def _scene_paths(self) -> list[tuple[str, str]]:
         """(scene name, group path) pairs."""
+        with ome_metadata_errors(self.res.url):
+            return self._find_scenes()
+
+    def _find_scenes(self) -> list[tuple[str, str]]:
         if self.kind in ("image", "array"):
             return [(self._image_name(self.attrs) or self.res.name, "")]
         if self.kind == "plate":
@@ -621,20 +638,23 @@ class ZarrBackend(Backend):
         """For an HCS plate: name, row and column names, and per scene its (row, column, field)."""
         if self.kind != "plate":
             return None
-        plate = self.attrs["plate"]
-        rows = [str(r["name"]) for r in plate.get("rows", [])]
-        cols = [str(c["name"]) for c in plate.get("columns", [])]
-        fields: list[tuple[str, str, str]] = []
-        for _, path in self._scene_paths:
-            row, col, field = path.split("/")[-3:]
-            fields.append((row, col, field))
-        return {"name": plate.get("name") or self.res.name, "rows": rows, "columns": cols, "fields": fields}
+        with ome_metadata_errors(self.res.url):
+            plate = self.attrs["plate"]
+            rows = [str(r["name"]) for r in plate.get("rows", [])]
+            cols = [str(c["name"]) for c in plate.get("columns", [])]
+            fields: list[tuple[str, str, str]] = []
+            for _, path in self._scene_paths:
+                row, col, field = path.split("/")[-3:]
+                fields.append((row, col, field))
+            return {"name": plate.get("name") or self.res.name, "rows": rows, "columns": cols, "fields": fields}
 
     def _load_scene(self, index: int) -> SceneData:
         name, path = self._scene_paths[index]
         with metadata_errors(self.res.url, path):
             node = self.root[path] if path else self.root
-        scene = self._image(node, name, self.res.url + (f"/{path}" if path else ""))
+        where = self.res.url + (f"/{path}" if path else "")
+        with ome_metadata_errors(where):
+            scene = self._image(node, name, where)
         if self.kind == "bioformats2raw" and self._ome_xml:
             xml = self._ome_xml
 
@@ -667,7 +687,9 @@ class ZarrBackend(Backend):
         levels = []
         scales = []
         for ds in ms.get("datasets", []):
-            ds_path = str(ds.get("path")) if isinstance(ds, dict) else ""
+            if not isinstance(ds, dict) or not isinstance(ds.get("path"), str):
+                raise CorruptFile(where, f"multiscales dataset {ds!r} is not an object with a path")
+            ds_path = ds["path"]
             with metadata_errors(where, ds_path):
                 try:
                     arr = node[ds_path]
@@ -727,7 +749,8 @@ class ZarrBackend(Backend):
         def load() -> SceneData:
             with metadata_errors(where, f"labels/{name}"):
                 node = group[name]
-            return self._image(node, name, f"{where}/labels/{name}")
+            with ome_metadata_errors(f"{where}/labels/{name}"):
+                return self._image(node, name, f"{where}/labels/{name}")
 
         return load
 
