@@ -12,6 +12,9 @@ Routes (all ``GET``, under ``{base_url}bioimnb/``):
 
 ``version``
     ``{"version": "<bioimnb version>"}``.
+``api/formats``
+    The reader registry: ``{"readers": [{name, formats, priority, pyramids, scenes, remote,
+    metadata_write, plugin}], "file_types": [...]}`` (plugins included).
 ``api/image?path=REL[&scene=0]``
     :meth:`~bioimnb.core.tiles.TileRenderer.info` of the scene, with ``source`` replaced by
     ``REL`` (the server's root is never disclosed) and ``version``: a token of the file's
@@ -165,6 +168,23 @@ class VersionHandler(_BioimnbHandler):
     @authorized(AUTH_ACTION, resource=AUTH_RESOURCE)
     def get(self) -> None:
         self.finish({"version": bioimnb.__version__})
+
+
+class FormatsHandler(_BioimnbHandler):
+    """``GET {base_url}bioimnb/api/formats`` -> the reader registry: ``{"readers": [...],
+    "file_types": [...]}`` (what this server opens, plugins included)."""
+
+    @tornado.web.authenticated
+    @authorized(AUTH_ACTION, resource=AUTH_RESOURCE)
+    def get(self) -> None:
+        from bioimnb.core import registry
+
+        self.finish(
+            {
+                "readers": [r.to_dict() for r in registry.readers()],
+                "file_types": registry.lab_file_types(),
+            }
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -678,6 +698,7 @@ def setup_handlers(web_app: Any) -> None:
     api = url_path_join(base_url, NAMESPACE, "api")
     handlers: list[tuple[str, type[APIHandler]]] = [
         (url_path_join(base_url, NAMESPACE, "version"), VersionHandler),
+        (url_path_join(api, "formats"), FormatsHandler),
         (url_path_join(api, "image"), ImageInfoHandler),
         (url_path_join(api, "tile"), TileHandler),
         (url_path_join(api, "values"), ValuesHandler),

@@ -48,7 +48,9 @@ export async function requestAPI<T>(
     }
   }
   if (!response.ok) {
-    const detail = (data as { message?: string } | null)?.message ?? String(data);
+    // bioimnb answers {"error": "<one line>"}; Jupyter's own handlers {"message": ...}.
+    const body = data as { error?: string; message?: string } | null;
+    const detail = body?.error ?? body?.message ?? String(data);
     throw new ServerConnection.ResponseError(response, detail);
   }
   return data as T;

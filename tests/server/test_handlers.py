@@ -109,3 +109,20 @@ def test_every_handler_requires_auth(jp_configurable_serverapp):
         )
     assert any("_UndecoratedHandler" in message for message in _auth_warnings(records))
     assert tornado.web.authenticated  # the decorator the handlers must use
+
+
+async def test_formats_route_lists_the_registry_including_a_new_reader(jp_fetch):
+    from bioimnb.core import registry
+
+    record = registry.ReaderRecord(
+        "toy-server", (registry.Format("ToyS", (".toys",), lambda h: h.startswith(b"TOYS")),), lambda *a: None
+    )
+    registry.register(record)
+    try:
+        data = json.loads((await jp_fetch("bioimnb", "api", "formats")).body)
+    finally:
+        registry.unregister("toy-server")
+    names = {r["name"] for r in data["readers"]}
+    assert {"tifffile", "zarr", "openslide", "bioio-czi", "bioio", "toy-server"} <= names
+    assert any(ft["extensions"] == [".toys"] for ft in data["file_types"])
+    assert data["file_types"][:-1] == registry.lab_file_types()
