@@ -20,8 +20,8 @@ SHAPE = (1024, 1024)
 OPTS = {"chunks": 128, "shards": 256, "workers": 1}  # 16 level-0 blocks
 
 
-def pixels(seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 60000, SHAPE, dtype=np.uint16)
+def pixels(seed: int, shape: tuple[int, int] = SHAPE) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 60000, shape, dtype=np.uint16)
 
 
 def write_source(path, data) -> None:
@@ -75,6 +75,7 @@ def test_source_replaced_in_place_is_refused_and_output_stays_incomplete(tmp_pat
         convert(src, dest, resume=True)
     msg = str(info.value)
     assert msg.startswith(f"{src}: changed since the interrupted conversion") and "\n" not in msg
+    assert "(b.tif changed (its modification stamp differs))" in msg, "the recorded identity must catch it first"
     assert bioimnb.open_image(dest).status()["incomplete"] is True
     after = {p: p.stat().st_mtime_ns for p in dest.rglob("*") if p.is_file() and ".bioimnb" not in p.parts}
     assert after == before, "a refused resume must not write anything"
@@ -121,3 +122,31 @@ def test_a_changed_block_outside_the_sample_fails_verification(tmp_path, monkeyp
         convert(src, dest, resume=True)
     assert f"block 0/0/{kept[0].name}" in str(info.value)
     assert bioimnb.open_image(dest).status()["incomplete"] is True
+
+
+def test_ome_tiff_output_resume_checks_the_source_too(tmp_path):
+    """OME-TIFF output resumes through its working pyramid (blocks of 2048 px): the same checks apply."""
+    big = (4096, 4096)
+    src, dest = tmp_path / "e.tif", tmp_path / "e.ome.tif"
+    write_source(src, pixels(7, big))
+    cancel = threading.Event()
+
+    def progress(p):
+        if p.done >= 2:
+            cancel.set()
+
+    with pytest.raises(ConversionCancelled):
+        convert(src, dest, progress=progress, cancel=cancel, chunks=256, workers=1)
+    assert not dest.exists()
+    write_source(src, pixels(8, big))
+    with pytest.raises(SourceChanged, match=r"\(e.tif changed \(its modification stamp differs\)\)"):
+        convert(src, dest, resume=True)
+    assert not dest.exists()
+    write_source(src, pixels(7, big))  # the pixels the interrupted run read again, but a new mtime
+    report = None
+    with pytest.raises(SourceChanged):
+        report = convert(src, dest, resume=True)
+    assert report is None and not dest.exists()
+    report = convert(src, dest, overwrite=True, chunks=256)
+    assert report.format == "OME-TIFF"
+    np.testing.assert_array_equal(tifffile.imread(dest, is_ome=False, key=0), pixels(7, big))

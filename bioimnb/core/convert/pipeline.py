@@ -310,10 +310,10 @@ class ZarrRun:
             if RESUME_SAMPLE > 0:
                 step = max(1, len(level0) // RESUME_SAMPLE)
                 self.check_source(executor, plans, done, level0[::step][:RESUME_SAMPLE])
-        else:
-            journal.put("inputs", inputs)
         if not done and not self._has_root(store):
-            self._create(img, plans, store, zarr_format)
+            self._create(img, plans, store, zarr_format)  # mode "w": clears the folder, journal included
+        if not done:
+            journal.put("inputs", inputs)
         root = zarr.open_group(store, mode="r+")
         forget(self.dest)
         dest_json = options_json(self.dest_options)
