@@ -7,6 +7,7 @@ server extension and the ``%bioim`` magic import this package at start-up).
 >>> img = bioimnb.open_image("cells.ome.tiff")      # reads headers only
 >>> img.levels[-1].compute()                         # coarsest pyramid level
 >>> page = bioimnb.browse("s3://bucket/project/").list(page_size=50)
+>>> for facts in bioimnb.scan("s3://bucket/project/"): ...     # every image's headers, cached
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "convert",
     "load_ipython_extension",
     "open_image",
+    "scan",
     "view",
 ]
 
@@ -31,12 +33,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from .core.convert import convert
     from .core.errors import BioimnbError
     from .core.images import MultiscaleImage, open_image
+    from .core.facts import scan
     from .core.locations import Location, browse
 
 _LAZY = {
     "open_image": "bioimnb.core.images",
     "MultiscaleImage": "bioimnb.core.images",
     "browse": "bioimnb.core.locations",
+    "scan": "bioimnb.core.facts",
     "Location": "bioimnb.core.locations",
     "BioimnbError": "bioimnb.core.errors",
     "convert": "bioimnb.core.convert",

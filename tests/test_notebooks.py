@@ -42,5 +42,6 @@ def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     if path.name.startswith("01-"):
         assert "same pixels as the local copy: True" in text
         assert "error: " in text and "broken.tif" in text
+        assert "tissue.ome.zarr" in text and "'images'" in text  # the scan section ran
         images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
         assert len(images) >= 4, "the notebook should draw its figures"

@@ -22,6 +22,7 @@ import numpy as np
 from ..axes import AxisMap
 from ..cache import ArrayCache
 from ..errors import CorruptFile
+from ..metadata.colors import default_colors
 
 if TYPE_CHECKING:  # pragma: no cover
     import dask.array as da
@@ -72,15 +73,6 @@ class Channel:
     """Display colour as ``RRGGBB`` hex (the file's own where it has one)."""
 
 
-_PALETTE_1 = ["FFFFFF"]
-_PALETTE = ["FF0000", "00FF00", "0000FF", "FF00FF", "00FFFF", "FFFF00", "FFFFFF"]
-
-
-def default_colors(n: int) -> list[str]:
-    """OMERO-like defaults: grey for one channel; red, green, blue, magenta, ... otherwise."""
-    if n == 1:
-        return list(_PALETTE_1)
-    return [_PALETTE[i % len(_PALETTE)] for i in range(n)]
 
 
 def check_declared_size(source: object, shape: tuple[int, ...], dtype: Any) -> None:
