@@ -544,3 +544,19 @@ def test_malformed_ome_attributes_are_one_line(box, edit, expect):
         img = bioimnb.open_image(store)
         img.describe()
     assert one_line(err.value).startswith(f"{store}: {expect}"), str(err.value)
+
+
+def test_shards_beyond_the_decode_limit_are_read_by_inner_chunks(box):
+    """Level chunks (tile grid, dask blocks) are whole shards only when a shard fits the decode
+    limit; a 512 MiB shard is read by its inner chunks instead."""
+    big = box["root"] / "big.ome.zarr"
+    ngff(big, shape=(1, 1, 1, 16384, 16384), chunks=(1, 1, 1, 512, 512), shards=(1, 1, 1, 16384, 16384),
+         dtype="uint16", compressors=ZstdCodec(), write=False)
+    small = box["root"] / "small.ome.zarr"
+    ngff(small, shape=(1, 1, 1, 16384, 16384), chunks=(1, 1, 1, 512, 512), shards=(1, 1, 1, 4096, 4096),
+         dtype="uint16", compressors=ZstdCodec(), write=False)
+    img = bioimnb.open_image(big, root=box["root"])
+    assert img._data.levels[0].chunk_shape == (1, 1, 1, 512, 512)
+    assert img.levels[0].chunksize == (1, 1, 1, 1024, 1024)
+    assert bioimnb.open_image(small)._data.levels[0].chunk_shape == (1, 1, 1, 4096, 4096)
+    np.testing.assert_array_equal(img.read(0, t=0, c=0, z=0, y=slice(9000, 9100), x=slice(0, 10)), 0)

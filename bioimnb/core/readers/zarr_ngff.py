@@ -779,8 +779,14 @@ class ZarrBackend(Backend):
 
 
 def _chunks(arr: Any) -> tuple[int, ...]:
+    """The unit reads and dask blocks follow: whole shards, unless one shard decodes to more than
+    ``limits().max_decode_bytes`` (then its inner chunks, which zarr reads as byte ranges)."""
     shards = getattr(arr, "shards", None)
-    return tuple(int(c) for c in (shards or arr.chunks))
+    if shards:
+        nbytes = math.prod(int(c) for c in shards) * np.dtype(arr.dtype).itemsize
+        if nbytes <= limits().max_decode_bytes:
+            return tuple(int(c) for c in shards)
+    return tuple(int(c) for c in arr.chunks)
 
 
 def open_zarr(res: Resolved) -> ZarrBackend:
