@@ -193,6 +193,16 @@ class MultiscaleImage:
             return lv.read(key)
 
     @property
+    def associated_images(self) -> list[str]:
+        """Names of the slide's associated images (``label``, ``macro``, ``thumbnail``, ...)."""
+        return self._backend.associated_names()
+
+    def associated(self, name: str) -> np.ndarray:
+        """One associated image (a slide label, macro photo or thumbnail) as RGB ``(Y, X, 3)``."""
+        with storage_errors(self.source):
+            return self._backend.associated(name)
+
+    @property
     def ome_xml(self) -> str | None:
         """The source's own OME-XML document as written (OME-TIFF, bioformats2raw), else None."""
         return self._backend.ome_xml()

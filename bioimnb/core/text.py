@@ -28,6 +28,8 @@ def format_info(info: dict[str, Any]) -> str:
     lines = [f"{info['source']}  [{info['format']}, read by {info['reader']}]"]
     for warning in info.get("warnings") or []:
         lines.append(f"  WARNING: {warning}")
+    if info.get("associated"):
+        lines.append(f"  associated images: {', '.join(info['associated'])}  (img.associated(name))")
     if info.get("incomplete"):
         lines.append("  INCOMPLETE: an interrupted conversion wrote this; finish it with `bioimnb convert SRC DST --resume`")
     for scene in info["scenes"]:

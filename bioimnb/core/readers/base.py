@@ -323,6 +323,16 @@ class Backend(ABC):
         """Extra facts for ``info`` (for example an incomplete conversion)."""
         return {}
 
+    def associated_names(self) -> list[str]:
+        """Names of associated images (a slide's label, macro, thumbnail): not levels, not scenes."""
+        return []
+
+    def associated(self, name: str) -> np.ndarray:
+        """An associated image as a (Y, X, 3) uint8 RGB array."""
+        from ..errors import BioimnbError
+
+        raise BioimnbError(self.source, f"no associated image {name!r}; this image has none")
+
     def files(self) -> list[str]:
         """Every file or folder the image is made of (its file set), as paths on its storage:
         the file itself, plus companions (multi-file OME-TIFF members and ``.companion.ome``,
