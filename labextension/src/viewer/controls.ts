@@ -45,6 +45,9 @@ export function el<K extends keyof HTMLElementTagNameMap>(
 }
 
 /** Keys a focused range input or select acts on (kept from the host page's shortcuts). */
+/** Histograms of this many first channels load with the panel; others when a channel is shown. */
+const EAGER_HISTOGRAMS = 16;
+
 const CONTROL_KEYS = new Set([
   'ArrowLeft',
   'ArrowRight',
@@ -80,6 +83,8 @@ export class ControlsPanel {
   private zText: HTMLSpanElement | null = null;
   private labelBoxes = new Map<string, HTMLInputElement>();
   private histScene = -1;
+  /** Channels whose histogram was asked for (since the last build). */
+  private readonly histRequested = new Set<number>();
 
   constructor(private readonly actions: ControlsActions) {
     this.node = el('div', { class: 'bioimnb-panel' });
@@ -150,7 +155,10 @@ export class ControlsPanel {
     }
 
     const channelNodes = info.channels.map((_, i) => this.channelBlock(info, state, i));
-    this.node.append(this.section('Channels', ...channelNodes));
+    const listed = info.channels.length;
+    const title =
+      info.size_c !== undefined && info.size_c > listed ? `Channels (first ${listed} of ${info.size_c})` : 'Channels';
+    this.node.append(this.section(title, ...channelNodes));
 
     if (info.labels.length) {
       const rows = info.labels.map(name => {
@@ -166,7 +174,14 @@ export class ControlsPanel {
     if (this.histScene !== state.scene) {
       this.histScene = state.scene;
     }
-    info.channels.forEach((_, i) => this.loadHistogram(i, state.scene));
+    // Histograms of the first channels and of the visible ones now; of the others when shown
+    // (an image may have hundreds of channels: one request each would tie up the server).
+    this.histRequested.clear();
+    info.channels.forEach((_, i) => {
+      if (i < EAGER_HISTOGRAMS || state.channels.some(c => c.index === i && c.visible)) {
+        this.loadHistogram(i, state.scene);
+      }
+    });
   }
 
   /** Reflect a state change made elsewhere (Python, another view, auto contrast). */
@@ -267,9 +282,12 @@ export class ControlsPanel {
     const name = meta.name || `Channel ${index}`;
     const visible = el('input', { type: 'checkbox', 'aria-label': `Show ${name}` });
     visible.checked = view.visible;
-    visible.addEventListener('change', () =>
-      this.actions.channel(index, { visible: visible.checked }, true)
-    );
+    visible.addEventListener('change', () => {
+      if (visible.checked) {
+        this.loadHistogram(index, state.scene);
+      }
+      this.actions.channel(index, { visible: visible.checked }, true);
+    });
     const color = el('input', { type: 'color', 'aria-label': `Colour of ${name}` });
     color.value = '#' + normColor(view.color).toLowerCase();
     color.hidden = info.rgb; // RGB samples keep their own colours
@@ -359,6 +377,10 @@ export class ControlsPanel {
   }
 
   private loadHistogram(index: number, scene: number): void {
+    if (this.histRequested.has(index)) {
+      return;
+    }
+    this.histRequested.add(index);
     this.actions
       .histogram(index)
       .then(hist => {

@@ -60,6 +60,8 @@ export interface ImageInfo {
   levels: LevelInfo[];
   size_t: number;
   size_z: number;
+  /** Channels of the image; `channels` lists at most the first 1000 of them. */
+  size_c?: number;
   physical_size_um: PhysicalSize;
   channels: ChannelInfo[];
   labels: string[];
