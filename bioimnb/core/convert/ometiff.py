@@ -39,43 +39,47 @@ from .work import block_digest, dest_codec
 _TIFF_COMPRESSION = {"zstd": "zstd", "zlib": "zlib", "none": None}
 
 
-def _strips(arr: Any, codec: Any, plan_shape: tuple[int, ...], tile: int, workers: int) -> Iterator[np.ndarray]:
-    """Rows of tiles (``tile`` pixels high, full width) of every plane, in TIFF order; read and
-    decoded a few strips ahead on ``workers`` threads (the chunk-per-object reader decodes in
-    the calling thread, so the strips really decode in parallel while tifffile encodes)."""
+def _tiles(arr: Any, codec: Any, plan_shape: tuple[int, ...], tile: int, workers: int = 2) -> Iterator[np.ndarray]:
+    """Every tile (``tile`` x ``tile``, edge tiles padded with zeros) of every plane, in TIFF
+    order; read and decoded a few tiles ahead on ``workers`` threads while tifffile encodes.
+
+    Tiles equal the working pyramid's chunks, so each read is one stored chunk; the read-ahead
+    holds ``4 x workers`` tiles, whatever the image width (whole rows of tiles would grow with it)."""
     from concurrent.futures import ThreadPoolExecutor
 
     t, c, z, y, x = plan_shape
-    keys = [(ti, ci, zi, y0) for ti in range(t) for ci in range(c) for zi in range(z) for y0 in range(0, y, tile)]
+    keys = [
+        (ti, ci, zi, y0, x0)
+        for ti in range(t)
+        for ci in range(c)
+        for zi in range(z)
+        for y0 in range(0, y, tile)
+        for x0 in range(0, x, tile)
+    ]
 
-    def read(key: tuple[int, int, int, int]) -> np.ndarray:
-        ti, ci, zi, y0 = key
-        h = min(tile, y - y0)
-        if codec is not None and codec.aligned(y0, y0 + h, 0, x):
-            return codec.read_block(ti, ci, zi, y0, 0, h, x)  # type: ignore[no-any-return]
-        return np.asarray(arr[ti, ci, zi, y0 : y0 + h, :])
+    def read(key: tuple[int, int, int, int, int]) -> np.ndarray:
+        ti, ci, zi, y0, x0 = key
+        h, w = min(tile, y - y0), min(tile, x - x0)
+        if codec is not None and codec.aligned(y0, y0 + h, x0, x0 + w):
+            block = codec.read_block(ti, ci, zi, y0, x0, h, w)
+        else:
+            block = np.asarray(arr[ti, ci, zi, y0 : y0 + h, x0 : x0 + w])
+        if block.shape != (tile, tile):
+            padded = np.zeros((tile, tile), block.dtype)
+            padded[:h, :w] = block
+            block = padded
+        return block  # type: ignore[no-any-return]
 
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="bioimnb-tiff-read") as pool:
-        ahead = max(2, 2 * workers)
+        ahead = max(4, 4 * workers)
         pending = [pool.submit(read, k) for k in keys[:ahead]]
         for i in range(len(keys)):
-            strip = pending[i].result()
+            block = pending[i].result()
             pending[i] = None  # type: ignore[call-overload]
             if i + ahead < len(keys):
                 pending.append(pool.submit(read, keys[i + ahead]))
-            yield strip
-
-
-def _tiles(arr: Any, codec: Any, plan_shape: tuple[int, ...], tile: int, workers: int = 2) -> Iterator[np.ndarray]:
-    x = plan_shape[4]
-    for strip in _strips(arr, codec, plan_shape, tile, workers):
-        for x0 in range(0, x, tile):
-            block = strip[:, x0 : x0 + tile]
-            if block.shape != (tile, tile):
-                padded = np.zeros((tile, tile), block.dtype)
-                padded[: block.shape[0], : block.shape[1]] = block
-                block = padded
             yield block
+            del block
 
 
 def _ome_metadata(img: MultiscaleImage, plan: ScenePlan) -> dict[str, Any]:
