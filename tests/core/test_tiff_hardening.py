@@ -400,3 +400,57 @@ def test_openslide_backend_lists_and_reads_associated_images(tmp_path):
         one_line(info.value, path)
     finally:
         backend.close()
+
+
+def test_reading_a_whole_level_larger_than_memory_is_one_line(tmp_path):
+    path = hand_tiff(tmp_path / "wide.tif", width=2**30, height=1024, bits=8, data=zlib.compress(bytes(4096)), rowsperstrip=1)
+    with bioimnb.open_image(path) as img, pytest.raises(BioimnbError) as info:
+        img.read(0)  # 1 TiB asked for at once
+    one_line(info.value, path)
+
+
+def _mutants(seed: int, count: int) -> list[tuple[str, bytes]]:
+    import random
+
+    rng = random.Random(seed)
+    data = np.random.default_rng(seed).integers(0, 60000, (3, 100, 120), dtype=np.uint16)
+    bases = {}
+    for name, kwargs in {
+        "tiled.ome.tif": {"tile": (64, 64), "compression": "zlib", "ome": True, "photometric": "minisblack"},
+        "strips.tif": {"rowsperstrip": 16, "compression": "zlib", "predictor": True, "photometric": "minisblack"},
+        "raw.tif": {"photometric": "minisblack"},
+    }.items():
+        buf = __import__("io").BytesIO()
+        tifffile.imwrite(buf, data, **kwargs)
+        bases[name] = buf.getvalue()
+    out = []
+    for i in range(count):
+        name = rng.choice(sorted(bases))
+        b = bytearray(bases[name])
+        for _ in range(rng.choice([1, 2, 4, 8])):
+            pos = rng.randrange(0, min(len(b), 600) if rng.random() < 0.7 else len(b))
+            b[pos] = rng.randrange(256)
+        if rng.random() < 0.1:
+            b = b[: rng.randrange(8, len(b))]
+        out.append((f"{i:03d}-{name}", bytes(b)))
+    return out
+
+
+def test_mutated_tiffs_give_pixels_or_one_line_never_a_traceback(tmp_path):
+    """Random byte flips in the header area of three TIFF layouts (seeded, so reproducible):
+    open, describe and read a corner of every level; anything that fails must fail with one line."""
+    failures = []
+    for name, data in _mutants(20261130, 150):
+        path = tmp_path / name
+        path.write_bytes(data)
+        try:
+            with bioimnb.open_image(path) as img:
+                img.describe()
+                for k in range(img.n_levels):
+                    img.read(k, y=slice(0, 64), x=slice(0, 64))
+        except BioimnbError as exc:
+            if "\n" in str(exc) or not str(exc).startswith(str(path)):
+                failures.append(f"{name}: not one line: {exc!r}")
+        except Exception as exc:  # noqa: BLE001 - that is what the test looks for
+            failures.append(f"{name}: {type(exc).__name__}: {exc}")
+    assert not failures, "\n".join(failures[:10])

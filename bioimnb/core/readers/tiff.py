@@ -262,7 +262,9 @@ class _Guarded:
             raise decode_limit_error(self.source, self.kind, self.segment_bytes)
         try:
             return self.arr[key]
-        except (BioimnbError, IndexError, OSError, MemoryError):
+        except MemoryError:
+            raise BioimnbError(self.source, "the region asked for does not fit in memory; read a smaller one") from None
+        except (BioimnbError, IndexError, OSError):
             raise
         except Exception as exc:  # noqa: BLE001 - codec and structure errors of a damaged file
             raise CorruptFile(self.source, f"cannot read a {self.kind} ({type(exc).__name__}: {_first(exc)})") from exc
@@ -314,9 +316,12 @@ class TiffBackend(Backend):
         except tifffile.TiffFileError as exc:
             self._close_files()
             raise CorruptFile(res.url, f"not a valid TIFF file ({exc})") from exc
-        except (ValueError, IndexError, KeyError, struct_error()) as exc:
+        except MemoryError:
             self._close_files()
-            raise CorruptFile(res.url, f"malformed TIFF structure ({type(exc).__name__}: {exc})") from exc
+            raise
+        except Exception as exc:  # noqa: BLE001 - tifffile fails in many ways on hostile headers
+            self._close_files()
+            raise CorruptFile(res.url, f"malformed TIFF structure ({type(exc).__name__}: {_first(exc)})") from exc
         except BaseException:
             self._close_files()
             raise
@@ -329,7 +334,10 @@ class TiffBackend(Backend):
         self._fd: _FD | None = None
         self.format_name = self._format_name()
         self._associated: dict[str, Any] = {}
-        svs = self._svs_series() if self.format_name == "SVS" else None
+        try:
+            svs = self._svs_series() if self.format_name == "SVS" else None
+        except Exception:  # noqa: BLE001 - a damaged SVS keeps tifffile's own grouping
+            svs = None
         if svs is not None:
             self.series, self._associated = svs
         else:
@@ -341,7 +349,12 @@ class TiffBackend(Backend):
             self._close_files()
             raise CorruptFile(res.url, "TIFF holds no image data")
         try:
-            self._check_integrity()
+            try:
+                self._check_integrity()
+            except BioimnbError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - tifffile fails in many ways on hostile headers
+                raise CorruptFile(res.url, f"malformed TIFF structure ({type(exc).__name__}: {_first(exc)})") from exc
             if res.local and self._master_fh is not None:
                 self._pool = FilePool(self.tif, _FD(self._master_fh), res.root, res.url)
                 if self.fileset is not None and self.fileset.tifffile_xml is not None:
@@ -610,6 +623,14 @@ class TiffBackend(Backend):
         return _Guarded(arr, segment, "tile" if kf.is_tiled else "strip", self.res.url), tuple(arr.chunks)
 
     def _load_scene(self, index: int) -> SceneData:
+        try:
+            return self._load_scene_unchecked(index)
+        except BioimnbError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - tifffile fails in many ways on hostile headers
+            raise CorruptFile(self.res.url, f"malformed TIFF ({type(exc).__name__}: {_first(exc)})") from exc
+
+    def _load_scene_unchecked(self, index: int) -> SceneData:
         s = self.series[index]
         axis_map = AxisMap(s.axes, self.res.url)
         levels = []
@@ -619,7 +640,7 @@ class TiffBackend(Backend):
                     native, chunks = self._native(index, k)
             except BioimnbError:
                 raise
-            except (ZeroDivisionError, ValueError, TypeError, IndexError, KeyError, OverflowError, struct_error()) as exc:
+            except Exception as exc:  # noqa: BLE001 - tifffile fails in many ways on hostile headers
                 raise CorruptFile(self.res.url, f"malformed TIFF level {k} ({type(exc).__name__}: {_first(exc)})") from exc
             levels.append(Level(native, AxisMap(s.levels[k].axes, self.res.url), chunks=chunks, name="tiff"))
         virtual = False

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ..errors import CorruptFile
+from ..errors import BioimnbError, CorruptFile
 from ..limits import limits
 from ..storage import open_confined
 
@@ -183,7 +183,10 @@ class DirectTiffLevel:
 
     def _page(self, index: int) -> Any:
         with self._page_lock:  # tifffile loads frames lazily and is not thread-safe doing so
-            return self._pages[index]
+            try:
+                return self._pages[index]
+            except Exception as exc:  # noqa: BLE001 - a damaged IFD fails in many ways
+                raise CorruptFile(self.source, f"cannot read page {index} ({type(exc).__name__}: {exc})") from exc
 
     def _truncated(self, fd: _FD, end: int) -> CorruptFile:
         return CorruptFile(
@@ -198,8 +201,13 @@ class DirectTiffLevel:
         r, c = divmod(index, nx)
         hh, ww = min(th, h - r * th), min(tw, w - c * tw)
         wanted = range(*rows.indices(hh))
-        offset = int(page.dataoffsets[index])
-        count = int(page.databytecounts[index])
+        offsets, counts = page.dataoffsets, page.databytecounts
+        if index >= len(offsets) or index >= len(counts):
+            raise CorruptFile(
+                self.source, f"a page lists {min(len(offsets), len(counts))} {self.kind}s where its size needs {ny * nx}"
+            )
+        offset = int(offsets[index])
+        count = int(counts[index])
         if count == 0 or offset == 0:
             return np.zeros((len(wanted), ww, self.samples), self.dtype)
         fd = self._fd_for(page)
@@ -293,22 +301,27 @@ class DirectTiffLevel:
             key = (key,)
         key = key + (slice(None),) * (self.ndim - len(key))
         nlead = len(self.lead)
-        picks: list[np.ndarray] = []
+        ranges: list[range] = []
         drop: list[int] = []
         for axis, (k, n) in enumerate(zip(key, self.shape, strict=True)):
             if isinstance(k, slice):
-                picks.append(np.arange(*k.indices(n)))
+                ranges.append(range(*k.indices(n)))
             else:
                 i = int(k)
                 i = i + n if i < 0 else i
                 if not 0 <= i < n:
                     raise IndexError(f"index {k} out of range for axis of length {n}")
-                picks.append(np.array([i]))
+                ranges.append(range(i, i + 1))
                 drop.append(axis)
+        out_shape = tuple(len(r) for r in ranges[: nlead + 2]) + ((self.samples,) if self.samples > 1 else (1,))
+        try:  # allocate the answer before anything else, so a request too large fails at once
+            out = np.zeros(out_shape, self.dtype)
+        except MemoryError:
+            nbytes = int(np.prod(out_shape, dtype=np.float64)) * self.dtype.itemsize
+            raise BioimnbError(self.source, f"a region of {nbytes} bytes does not fit in memory; read a smaller one") from None
+        picks = [np.arange(r.start, r.stop, r.step) for r in ranges]
         ys, xs = picks[nlead], picks[nlead + 1]
         s_pick = picks[nlead + 2] if self.samples > 1 else None
-        out_shape = tuple(len(p) for p in picks[: nlead + 2]) + ((self.samples,) if self.samples > 1 else (1,))
-        out = np.zeros(out_shape, self.dtype)
         th, tw = self.tile
         nx = self.grid[1]
         # Selected rows/columns form arithmetic progressions, so each segment contributes a
