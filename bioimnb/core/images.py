@@ -268,12 +268,26 @@ class MultiscaleImage:
             return f"<MultiscaleImage {self.source!r}>"
 
 
-def _open_backend(res: Resolved) -> Backend:
-    """Ask the classification what the source is, then the registry's reader to open it."""
+def _open_backend(res: Resolved, reader: str | None = None) -> Backend:
+    """Ask the classification what the source is, then the registry's reader to open it
+    (``reader``: that registered reader instead of the one the registry would pick)."""
     from .classify import classify_resolved
-    from .registry import format_by_name, reader_for
+    from .registry import Format, format_by_name, reader_for, readers
 
     found = classify_resolved(res)
+    if reader is not None:
+        chosen = next((r for r in readers() if r.name == reader), None)
+        if chosen is None:
+            names = ", ".join(r.name for r in readers())
+            raise UnsupportedFormat(res.url, f"no reader named {reader!r}; readers are {names}")
+        if found.kind == "folder" and not found.format:
+            raise UnsupportedFormat(res.url, "is a folder, not an image (list it with `bioimnb ls`)")
+        if found.size == 0 and not found.is_dir:
+            raise CorruptFile(res.url, "file is empty (0 bytes)")
+        own = format_by_name(found.format or "")
+        if own is None or own.reader != chosen.name:
+            own = chosen.formats[0] if chosen.formats else Format(found.format or "unknown", ())
+        return chosen.open(res, own, found.size or 0)
     if found.kind == "folder":
         if found.format == "zarr group":
             raise UnsupportedFormat(
@@ -308,6 +322,7 @@ def open_image(
     scene: int | str | None = None,
     *,
     root: str | os.PathLike[str] | None = None,
+    reader: str | None = None,
     **storage_options: Any,
 ) -> MultiscaleImage:
     """Open an image lazily: headers and metadata now, pixels only when asked for.
@@ -318,11 +333,13 @@ def open_image(
     environment.  ``scene`` selects a scene by index or name (default: the first).
     ``root`` (local sources) confines every file the reader opens, chunks and companion files
     included, to that folder: a link leading outside is refused, never followed.
+    ``reader`` names a registered reader to use instead of the one the registry picks
+    (``bioimnb.core.registry.readers()`` lists them).
     """
     if isinstance(source, MultiscaleImage):
         return source if scene is None else source.select_scene(scene)
     res = resolve(source, root=root, **storage_options)
-    backend = _open_backend(res)
+    backend = _open_backend(res, reader)
     try:
         image = MultiscaleImage(backend, 0)
         if not backend.scene_names:

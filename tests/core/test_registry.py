@@ -226,3 +226,15 @@ def test_incomplete_conversion_is_flagged_in_info(tmp_path: Path):
     assert bioimnb.open_image(out).describe().get("incomplete") is True
     entry = next(e for e in browse(tmp_path).list().entries if e.name == "out.ome.zarr")
     assert entry.incomplete
+
+
+def test_a_reader_can_be_chosen(toy, images):
+    path, data = toy
+    with pytest.raises(UnsupportedFormat, match="no reader named 'nope'"):
+        bioimnb.open_image(path, reader="nope")
+    tif, _ = images["flat"]
+    # A chosen reader is used even where the registry would pick another one.
+    forced = bioimnb.open_image(tif, reader="toy-reader")
+    assert (forced.reader, forced.format) == ("toy-reader", "Toy")
+    assert bioimnb.open_image(path, reader="toy-reader").reader == "toy-reader"
+    assert bioimnb.open_image(tif, reader="tifffile").reader == "tifffile"
