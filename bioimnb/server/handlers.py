@@ -15,6 +15,9 @@ Routes (all ``GET``, under ``{base_url}bioimnb/``):
 ``api/formats``
     The reader registry: ``{"readers": [{name, formats, priority, pyramids, scenes, remote,
     metadata_write, plugin}], "file_types": [...]}`` (plugins included).
+``api/ls?path=REL[&page_size=100][&page=TOKEN]``
+    One page of a folder as bioimnb classifies it (:meth:`bioimnb.core.locations.Location.list`,
+    paths relative to the root): images as one entry, ``error`` and ``incomplete`` flags.
 ``api/image?path=REL[&scene=0]``
     :meth:`~bioimnb.core.tiles.TileRenderer.info` of the scene, with ``source`` replaced by
     ``REL`` (the server's root is never disclosed) and ``version``: a token of the file's
@@ -515,6 +518,39 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+MAX_LISTING_PAGE = 1000
+
+
+class ListingHandler(_ImageHandler):
+    """``GET api/ls?path=REL[&page_size=100][&page=TOKEN]`` -> one page of the folder's listing as
+    bioimnb classifies it (``entries``: name, root-relative path, kind, format, size, files,
+    incomplete, error; ``next_page``).  ``path=`` empty or ``.`` is the root."""
+
+    @tornado.web.authenticated
+    @authorized(AUTH_ACTION, resource=AUTH_RESOURCE)
+    async def get(self) -> None:
+        await self.handle()
+
+    async def handle(self) -> None:
+        rel = self.rel.strip("/")
+        try:
+            page_size = min(self.int_arg("page_size", 100, minimum=1), MAX_LISTING_PAGE)
+            token = self.get_query_argument("page", None) or None
+            if rel not in ("", "."):
+                self.service.resolve(rel)  # the same refusals as the image routes (hidden, escapes)
+            service = self.service
+
+            def job() -> bytes:
+                loc = browse(rel or ".", root=service.root_dir, show_hidden=service.allow_hidden)
+                return json_encode(loc.list(page_size, token).to_dict()).encode()
+
+            result = await service.run(job)
+        except Exception as exc:
+            self.fail_with(exc, rel or ".")
+            return
+        self.respond(result)
+
+
 class ImageInfoHandler(_ImageHandler):
     """``GET api/image?path=REL[&scene=i]`` -> :meth:`TileRenderer.info` JSON (+ ``version``)."""
 
@@ -699,6 +735,7 @@ def setup_handlers(web_app: Any) -> None:
     handlers: list[tuple[str, type[APIHandler]]] = [
         (url_path_join(base_url, NAMESPACE, "version"), VersionHandler),
         (url_path_join(api, "formats"), FormatsHandler),
+        (url_path_join(api, "ls"), ListingHandler),
         (url_path_join(api, "image"), ImageInfoHandler),
         (url_path_join(api, "tile"), TileHandler),
         (url_path_join(api, "values"), ValuesHandler),

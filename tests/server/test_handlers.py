@@ -126,3 +126,26 @@ async def test_formats_route_lists_the_registry_including_a_new_reader(jp_fetch)
     assert {"tifffile", "zarr", "openslide", "bioio-czi", "bioio", "toy-server"} <= names
     assert any(ft["extensions"] == [".toys"] for ft in data["file_types"])
     assert data["file_types"][:-1] == registry.lab_file_types()
+
+
+async def test_listing_route_classifies_and_flags_incomplete(jp_fetch, jp_root_dir):
+    root = jp_root_dir
+    (root / "data" / "half.ome.zarr").mkdir(parents=True)
+    (root / "data" / "half.ome.zarr" / "zarr.json").write_text(json.dumps({
+        "zarr_format": 3, "node_type": "group",
+        "attributes": {"ome": {"version": "0.5", "multiscales": [{"datasets": [{"path": "0"}]}]},
+                       "bioimnb": {"status": "incomplete"}}}))
+    (root / "data" / "text.tif").write_text("not a tiff")
+    (root / "data" / ".secret").write_text("hidden")
+    page = json.loads((await jp_fetch("bioimnb", "api", "ls", params={"path": "data"})).body)
+    by = {e["name"]: e for e in page["entries"]}
+    assert set(by) == {"half.ome.zarr", "text.tif"}
+    assert by["half.ome.zarr"]["incomplete"] is True and by["half.ome.zarr"]["path"] == "data/half.ome.zarr"
+    assert by["text.tif"]["error"] == "not a TIFF file: the content is text"
+    top = json.loads((await jp_fetch("bioimnb", "api", "ls")).body)
+    assert [e["name"] for e in top["entries"]] == ["data"] and top["location"] == ""
+    for bad, status in (("..", 403), ("data/text.tif", 400), ("nope", 404), ("data/.secret", 403)):
+        with pytest.raises(HTTPClientError) as info:
+            await jp_fetch("bioimnb", "api", "ls", params={"path": bad})
+        assert info.value.code == status, bad
+        assert set(json.loads(info.value.response.body)) == {"error"}
