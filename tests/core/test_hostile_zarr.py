@@ -347,7 +347,25 @@ def test_multiscales_dataset_that_is_a_group_is_refused(box):
 _BOMB_BYTES = 256 * 2**20  # what each bomb inflates to; the declared chunk is 4 KiB
 
 
+def _zstd_rle_frame(total: int) -> bytes:
+    """A zstd frame that states no content size, made of RLE blocks of 128 KiB (4 bytes each)."""
+    frame = bytearray(b"\x28\xb5\x2f\xfd" + bytes([0x00, 0x38]))  # no size; window 128 KiB
+    block = 128 * 1024
+    n = -(-total // block)
+    for i in range(n):
+        size = min(block, total - i * block)
+        frame += ((1 if i == n - 1 else 0) | (1 << 1) | (size << 3)).to_bytes(3, "little") + b"\0"
+    return bytes(frame)
+
+
+def test_zstd_frame_without_content_size_is_read():
+    """The hand-made frame is valid zstd (so the bomb built from it is a real one)."""
+    assert numcodecs.Zstd().decode(_zstd_rle_frame(300_000)) == bytes(300_000)
+
+
 def _bomb(codec: str) -> tuple[int, object, bytes]:
+    if codec == "zstd-unsized":
+        return 3, ZstdCodec(), _zstd_rle_frame(_BOMB_BYTES)
     zeros = bytes(_BOMB_BYTES)
     if codec == "zstd":
         return 3, ZstdCodec(), numcodecs.Zstd(level=19).encode(zeros)
@@ -384,7 +402,7 @@ _PROBE = textwrap.dedent(
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("codec", ["zstd", "gzip", "blosc", "zlib", "lz4"])
+@pytest.mark.parametrize("codec", ["zstd", "zstd-unsized", "gzip", "blosc", "zlib", "lz4"])
 def test_decompression_bomb_chunk_is_refused_with_bounded_memory(box, codec):
     v, compressor, bomb = _bomb(codec)
     assert len(bomb) < 2**21  # a few KB to 1 MB (lz4 inflates at most ~255x) that claim 256 MiB
@@ -462,7 +480,10 @@ def hostile_remote(tmp_path):
     bomb = tmp_path / "bomb.ome.zarr"
     ngff(bomb, compressors=ZstdCodec())
     chunk_file(bomb).write_bytes(numcodecs.Zstd(level=19).encode(bytes(64 * 2**20)))
-    return {"broken": broken, "padded": padded, "bomb": bomb}
+    fat = tmp_path / "fat.ome.zarr"
+    ngff(fat, compressors=ZstdCodec())
+    chunk_file(fat).write_bytes(os.urandom(20000))
+    return {"broken": broken, "padded": padded, "bomb": bomb, "fat": fat}
 
 
 def test_s3_hostile_stores(s3, hostile_remote, restore_limits):
@@ -483,6 +504,13 @@ def test_s3_hostile_stores(s3, hostile_remote, restore_limits):
     with pytest.raises(CorruptFile) as err:
         bioimnb.open_image(f"{url}/padded.ome.zarr", **opts)
     assert "0/zarr.json: metadata document larger than the limit of 2048 bytes" in one_line(err.value)
+    with pytest.raises(CorruptFile) as err:  # a whole chunk object is fetched as a capped range
+        plane(bioimnb.open_image(f"{url}/fat.ome.zarr", **opts))
+    assert "a chunk cannot be decoded" in one_line(err.value)
+    configure(max_decode_bytes=8192)
+    with pytest.raises(CorruptFile) as err:
+        plane(bioimnb.open_image(f"{url}/fat.ome.zarr", **opts))
+    assert one_line(err.value) == f"{url}/fat.ome.zarr: 0/c/0/0/0/0/0: read larger than the limit of 8192 bytes"
 
 
 def test_http_hostile_stores(http_server, hostile_remote):

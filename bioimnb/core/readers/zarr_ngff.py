@@ -207,9 +207,12 @@ def _codec_id(codec: Any) -> str:
     return str(name).removeprefix("numcodecs.")
 
 
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
 def _zstd_claim(data: memoryview) -> int | None:
     """The content size a zstd frame header declares (None: not declared, or not zstd)."""
-    if len(data) < 6 or bytes(data[:4]) != b"\x28\xb5\x2f\xfd":
+    if len(data) < 6 or bytes(data[:4]) != _ZSTD_MAGIC:
         return None
     fhd = data[4]
     single = (fhd >> 5) & 1
@@ -237,15 +240,17 @@ def _decoded_size(codec_id: str, data: memoryview, bound: int) -> int | None:
     """What a compressed chunk decodes to, from its header where the format states it, else by
     decoding it with a cap of ``bound + 1`` bytes; None for codecs this does not know."""
     if codec_id == "zstd":
+        if bytes(data[:4]) != _ZSTD_MAGIC:
+            return None  # not a zstd frame: the decoder says what is wrong
         claim = _zstd_claim(data)
         if claim is not None:
             return claim
-        import imagecodecs
+        import imagecodecs  # a frame that states no size: decode into a buffer of bound bytes
 
         try:
             return len(imagecodecs.zstd_decode(bytes(data), out=bound))
-        except Exception:  # noqa: BLE001 - more than bound bytes, or not zstd at all
-            return bound + 1
+        except Exception as exc:  # noqa: BLE001
+            return bound + 1 if "too small" in str(exc).lower() else None
     if codec_id == "blosc" and len(data) >= 16:
         return int.from_bytes(data[4:8], "little")
     if codec_id == "lz4" and len(data) >= 4:
@@ -302,7 +307,7 @@ class GuardedCodecPipeline(BatchedCodecPipeline):
         else:
             size = _decoded_size(codec_id, raw, bound)
         if size is not None and size > bound:
-            shown = f"more than {bound}" if codec_id in _MEASURED else str(size)
+            shown = f"more than {bound}" if size == bound + 1 else str(size)
             raise CorruptFile(
                 self.where,
                 f"a compressed chunk decodes to {shown} bytes, more than the {bound} bytes of a declared chunk",
@@ -437,9 +442,9 @@ def open_store(res: Resolved) -> Any:
 
 
 class CappedFsspecStore(FsspecStore):
-    """zarr's fsspec store, but a metadata document is fetched as a range of
-    ``limits().max_metadata_bytes + 1`` bytes (one request, as before) and refused when it is
-    longer, or not JSON."""
+    """zarr's fsspec store, but a whole object is fetched as a range of at most the limit + 1
+    bytes (one request, as before; ``max_metadata_bytes`` for metadata documents,
+    ``max_decode_bytes`` for chunks) and refused when it is longer; metadata must be JSON."""
 
     source: str = ""
 
@@ -447,14 +452,19 @@ class CappedFsspecStore(FsspecStore):
         self, key: str, prototype: BufferPrototype | None = None, byte_range: ByteRequest | None = None
     ) -> Buffer | None:
         proto = prototype or default_buffer_prototype()
-        if byte_range is not None or key.rsplit("/", 1)[-1] not in _METADATA_NAMES:
+        if byte_range is not None:
             return await super().get(key, proto, byte_range)
-        cap = limits().max_metadata_bytes
+        base = key.rsplit("/", 1)[-1]
+        meta = base in _METADATA_NAMES or base.endswith(".xml")
+        cap = limits().max_metadata_bytes if meta else limits().max_decode_bytes
         buf = await super().get(key, proto, RangeByteRequest(0, cap + 1))
         if buf is None:
             return None
         if len(buf) > cap:
-            raise CorruptFile(self.source or key, f"{key}: metadata document larger than the limit of {cap} bytes")
+            what = "metadata document" if meta else "read"
+            raise CorruptFile(self.source or key, f"{key}: {what} larger than the limit of {cap} bytes")
+        if base not in _METADATA_NAMES:
+            return buf
         try:
             json.loads(buf.to_bytes())
         except ValueError as exc:
