@@ -257,3 +257,18 @@ def test_a_remote_set_is_refused_in_one_line_not_read_as_zeros(tmp_path):
             np.testing.assert_array_equal(img.read(0, t=0, c=0, z=0), np.arange(64 * 64).reshape(64, 64))
     finally:
         fs.rm("/mfset", recursive=True)
+
+
+@pytest.mark.parametrize("reader", ["direct", "zarr"])
+def test_a_member_stored_differently_is_refused_not_misread(tmp_path, monkeypatch, reader):
+    """Planes are decoded with the first file's layout: a member tiled differently would read
+    as garbage (uncompressed, no decoder error to notice it), so the set is refused in one line."""
+    monkeypatch.setenv("BIOIMNB_TIFF_READER", reader)
+    made = fixtures.ome_tiff_multifile(tmp_path, files=2)
+    member = made["paths"][1]
+    with tifffile.TiffFile(member) as tf:
+        desc = tf.pages.first.description
+    tifffile.imwrite(member, made["parts"][1], photometric="minisblack", metadata=None, description=desc, tile=(32, 32))
+    with pytest.raises(CorruptFile) as info:
+        bioimnb.open_image(made["paths"][0]).read(0)
+    assert "\n" not in str(info.value) and "stores its planes differently" in str(info.value)

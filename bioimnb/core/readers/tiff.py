@@ -372,10 +372,19 @@ class TiffBackend(Backend):
         parents: dict[int, Any] = {}
         for s in self.series:
             for lvl in s.levels:
+                kf = lvl.keyframe
                 for page in lvl.pages:
                     parent = getattr(page, "parent", None)
-                    if parent is not None and parent is not self.tif:
-                        parents.setdefault(id(parent), parent)
+                    if parent is None or parent is self.tif:
+                        continue
+                    parents.setdefault(id(parent), parent)
+                    # Frames were checked against the keyframe by tifffile; whole pages were not.
+                    if isinstance(page, tifffile.TiffPage) and page is not kf and page.hash != kf.hash:
+                        raise CorruptFile(
+                            self.res.url,
+                            f"member {parent.filehandle.name!r} stores its planes differently (compression, "
+                            "tiling or pixel type) from the rest of the set; such sets are not supported",
+                        )
         for parent in parents.values():
             handle = parent.filehandle
             fobj = open_confined(handle.path, self.res.root, self.res.url)
