@@ -75,7 +75,7 @@ def _cases(rng: np.random.Generator) -> dict[str, list[dict[str, Any]]]:
         cx = float(rng.uniform(-0.2, 1.2) * w0)
         cy = float(rng.uniform(-0.2, 1.2) * h0)
         rect = viewport_rect(cx, cy, zoom, width, height)
-        ranges = []
+        ranges: list[list[int] | None] = []
         for lv, (h, w) in enumerate(shapes):
             found = tile_range(h, w, downsamples[lv], tile, rect)
             listed = r.tiles_for_viewport(0, lv, *rect)

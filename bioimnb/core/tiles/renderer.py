@@ -73,9 +73,6 @@ class TileRenderer:
     :meth:`MultiscaleImage.read`, whose readers serialise themselves where needed).
     """
 
-    zoom_tolerance: float = 1.1
-    """See :data:`bioimnb.core.tiles.view.LEVEL_TOLERANCE` (the rule's tolerance)."""
-
     def __init__(
         self,
         image: MultiscaleImage,
