@@ -10,6 +10,7 @@ import { FileBrowser, IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import { ServerConnection } from '@jupyterlab/services';
 import { IStateDB } from '@jupyterlab/statedb';
 import { imageIcon } from '@jupyterlab/ui-components';
+import { BrowserFlags, IListingPage } from './browserflags';
 import FILE_TYPE_DATA from './filetypes.json';
 import {
   FACTORY,
@@ -188,10 +189,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
       });
     }
 
-    // Double-click on a *.zarr folder opens the viewer instead of entering the folder
-    // (hold Shift to enter it as usual).  A capturing listener on the browser runs
-    // before the listing's own double-click handler.
+    // The server's classification marks the browser's rows (image folders, incomplete
+    // conversions, unreadable images).  Double-click on a folder that is an image (an OME-Zarr
+    // by its metadata; by its *.zarr name until the server has answered) opens the viewer
+    // instead of entering the folder (hold Shift to enter it as usual).  A capturing listener
+    // on the browser runs before the listing's own double-click handler.
+    const listFolder = (path: string): Promise<IListingPage> =>
+      requestAPI<IListingPage>(
+        `api/ls?${new URLSearchParams({ path, page_size: '1000' }).toString()}`
+      );
     const hook = (browser: FileBrowser): void => {
+      const flags = new BrowserFlags(browser, listFolder);
       browser.node.addEventListener(
         'dblclick',
         (event: MouseEvent) => {
@@ -199,7 +207,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
             return;
           }
           const item = browser.modelForClick(event);
-          if (item && item.type === 'directory' && ZARR.test(item.name)) {
+          const known = item ? flags.entry(item.name) : undefined;
+          const isImage = known ? known.kind === 'image' : Boolean(item && ZARR.test(item.name));
+          if (item && item.type === 'directory' && isImage) {
             event.preventDefault();
             event.stopPropagation();
             openFolder(item.path);
