@@ -217,47 +217,70 @@ def _writer(job: Job, path: str, t: int, c: int, z: int, y0: int, x0: int, h: in
 
 class _Cascade:
     """Level 0 and the fused levels of one block, built as row bands flow through: each level
-    holds at most one chunk row (plus the rows waiting to complete it); a full chunk row is
-    written and its 2 x 2 reduction handed to the next level.  Reducing in even-height pieces
-    equals reducing the whole block (2 x 2 windows never straddle two pieces)."""
+    fills one chunk row buffer; a full chunk row is written and its 2 x 2 reduction (computed in
+    strips, so its temporaries stay small) handed to the next level.  Reducing in even-height
+    pieces equals reducing the whole block (2 x 2 windows never straddle two pieces)."""
+
+    STRIP = 256
+    """Rows reduced at a time (even)."""
 
     def __init__(self, job: Job, block: Block) -> None:
         self.job = job
         self.writers: list[Any] = []
         self.chunk_rows: list[int] = []
-        self.pending: list[list[np.ndarray]] = []
+        self.widths: list[int] = []
+        self.bufs: list[np.ndarray | None] = []
+        self.filled: list[int] = []
         h, w = block.y1 - block.y0, block.x1 - block.x0
         for k, path in enumerate((job.array_path, *job.fused_paths)):
             arr = open_dest_array(job.dest, job.dest_options, path)
             self.writers.append(_writer(job, path, block.t, block.c, block.z, block.y0 >> k, block.x0 >> k, h, w))
             self.chunk_rows.append(max(1, int(arr.chunks[3])))
-            self.pending.append([])
+            self.widths.append(w)
+            self.bufs.append(None)
+            self.filled.append(0)
             h, w = -(-h // 2), -(-w // 2)
 
-    def _flush(self, k: int, final: bool) -> None:
-        pieces = self.pending[k]
-        if not pieces:
-            return
-        rows = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
-        cy = self.chunk_rows[k]
-        take = rows.shape[0] if final else rows.shape[0] // cy * cy
-        if take == 0:
-            return
-        ready, rest = rows[:take], rows[take:]
-        self.pending[k] = [rest] if rest.shape[0] else []
-        self.writers[k].add(ready)
+    def _reduce(self, rows: np.ndarray) -> np.ndarray:
+        h, w = rows.shape
+        out = np.empty((-(-h // 2), -(-w // 2)), dtype=rows.dtype)
+        for r in range(0, h, self.STRIP):
+            part = reduce_block(rows[None, r : r + self.STRIP], (1, 2, 2), self.job.method)[0]
+            out[r // 2 : r // 2 + part.shape[0]] = part
+        return out
+
+    def _emit(self, k: int, rows: np.ndarray) -> None:
+        self.writers[k].add(rows)
         if k + 1 < len(self.writers):
-            reduced = reduce_block(ready[None], (1, 2, 2), self.job.method)[0]
-            self.pending[k + 1].append(reduced)
-            self._flush(k + 1, False)
+            self._take(k + 1, self._reduce(rows))
+
+    def _take(self, k: int, rows: np.ndarray) -> None:
+        cy = self.chunk_rows[k]
+        while rows.shape[0]:
+            if self.filled[k] == 0 and rows.shape[0] >= cy:
+                self._emit(k, rows[:cy])
+                rows = rows[cy:]
+                continue
+            buf = self.bufs[k]
+            if buf is None:
+                buf = self.bufs[k] = np.empty((cy, self.widths[k]), dtype=rows.dtype)
+            n = min(cy - self.filled[k], rows.shape[0])
+            buf[self.filled[k] : self.filled[k] + n] = rows[:n]
+            self.filled[k] += n
+            rows = rows[n:]
+            if self.filled[k] == cy:
+                self.filled[k] = 0
+                self._emit(k, buf)
 
     def push(self, rows: np.ndarray) -> None:
-        self.pending[0].append(rows)
-        self._flush(0, False)
+        self._take(0, rows)
 
     def finish(self) -> None:
         for k in range(len(self.writers)):
-            self._flush(k, True)
+            buf = self.bufs[k]
+            if self.filled[k] and buf is not None:
+                n, self.filled[k] = self.filled[k], 0
+                self._emit(k, buf[:n])
         for wr in self.writers:
             wr.finish()
 
