@@ -225,6 +225,8 @@ def ome_tiff_multifile(
     written (for hostile sets).  Returns ``{"paths", "companion", "truth", "parts"}`` where
     ``truth`` is the whole (Z, Y, X) array and ``parts[i]`` what member i holds.
     """
+    import os
+
     folder.mkdir(parents=True, exist_ok=True)
     ny, nx = shape
     names = [f"{stem}_{i}.ome.tif" for i in range(files)]
@@ -256,11 +258,11 @@ def ome_tiff_multifile(
     companion_path = folder / f"{stem}.companion.ome"
     for i, (path, data) in enumerate(zip(paths, parts, strict=True)):
         if companion:
-            desc = binary_only(uuids[i], companion_path.name)
+            desc = binary_only(uuids[i], os.path.relpath(companion_path, path.parent))
         elif i == 0 or members == "full":
             desc = full(uuids[i])
         else:
-            desc = binary_only(uuids[i], names[0])
+            desc = binary_only(uuids[i], os.path.relpath(paths[0], path.parent))
         path.parent.mkdir(parents=True, exist_ok=True)
         opts: dict = {"tile": tile} if tile else {"rowsperstrip": 16}
         tifffile.imwrite(path, data, compression="zlib", photometric="minisblack", metadata=None, description=desc, **opts)

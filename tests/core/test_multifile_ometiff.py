@@ -272,3 +272,15 @@ def test_a_member_stored_differently_is_refused_not_misread(tmp_path, monkeypatc
     with pytest.raises(CorruptFile) as info:
         bioimnb.open_image(made["paths"][0]).read(0)
     assert "\n" not in str(info.value) and "stores its planes differently" in str(info.value)
+
+
+def test_members_in_subfolders_open_the_set_from_anywhere_in_it(tmp_path):
+    root = tmp_path / "root"
+    paths = [root / "mf_0.ome.tif", root / "sub" / "mf_1.ome.tif", root / "sub" / "deeper" / "mf_2.ome.tif"]
+    names = ["mf_0.ome.tif", "sub/mf_1.ome.tif", "sub/deeper/mf_2.ome.tif"]
+    made = fixtures.ome_tiff_multifile(root, files=3, filenames=names, paths=paths)
+    truth = member_truth(paths)
+    for src in paths:
+        with bioimnb.open_image(src, root=root) as img:
+            np.testing.assert_array_equal(img.read(0, t=0, c=0), truth, err_msg=src.name)
+            assert sorted(map(os.path.realpath, img.files)) == sorted(map(os.path.realpath, made["paths"]))
