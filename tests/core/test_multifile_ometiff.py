@@ -284,3 +284,17 @@ def test_members_in_subfolders_open_the_set_from_anywhere_in_it(tmp_path):
         with bioimnb.open_image(src, root=root) as img:
             np.testing.assert_array_equal(img.read(0, t=0, c=0), truth, err_msg=src.name)
             assert sorted(map(os.path.realpath, img.files)) == sorted(map(os.path.realpath, made["paths"]))
+
+
+@pytest.mark.parametrize("kind", ["loop", "folder"])
+def test_a_member_that_is_a_link_loop_or_a_folder_is_one_line(tmp_path, kind):
+    made = fixtures.ome_tiff_multifile(tmp_path, files=2)
+    member = made["paths"][1]
+    member.unlink()
+    if kind == "loop":
+        member.symlink_to(member)
+    else:
+        member.mkdir()
+    with pytest.raises(BioimnbError) as info:
+        bioimnb.open_image(made["paths"][0])
+    assert "\n" not in str(info.value) and "mf_1.ome.tif" in str(info.value)

@@ -112,15 +112,18 @@ def companion_ome_members(xml_bytes: str | bytes) -> list[str]:
 def _member(name: str, base: str, res: Resolved, what: str = "companion file") -> tuple[str, bool]:
     """(real path, exists) of a file an OME-XML names, relative to ``base``; refused when it
     lies outside ``res.root`` (links resolved) or is not a regular file.  Opens nothing."""
-    real = os.path.realpath(os.path.join(base, name))
+    try:
+        real = os.path.realpath(os.path.join(base, name))
+    except (ValueError, OSError) as exc:  # an embedded NUL, a link loop, ...
+        raise CorruptFile(res.url, f"{what} {name!r}: {exc}") from None
     if res.root is not None and not inside(real, res.root):
         raise PathEscapesRoot(res.url, f"{what} {name!r} lies outside the root")
     try:
         st = os.stat(real)
     except FileNotFoundError:
         return real, False
-    except OSError as exc:
-        raise CorruptFile(res.url, f"{what} {name!r}: {exc.strerror or exc}") from None
+    except (OSError, ValueError) as exc:
+        raise CorruptFile(res.url, f"{what} {name!r}: {getattr(exc, 'strerror', None) or exc}") from None
     if not stat.S_ISREG(st.st_mode):
         raise CorruptFile(res.url, f"{what} {name!r} is not a regular file")
     return real, True
@@ -195,8 +198,8 @@ def _xml_of(real: str, res: Resolved) -> tuple[str, bool]:
         try:
             with tifffile.TiffFile(fh, name=os.path.basename(real)) as t:
                 return t.pages.first.description or "", True
-        except (tifffile.TiffFileError, ValueError, IndexError, KeyError, struct_error()) as exc:
-            raise CorruptFile(res.url, f"metadata file {os.path.basename(real)!r} is not a valid TIFF ({exc})") from exc
+        except Exception as exc:  # noqa: BLE001 - tifffile fails in many ways on hostile headers
+            raise CorruptFile(res.url, f"metadata file {os.path.basename(real)!r} is not a valid TIFF ({_first(exc)})") from exc
 
 
 def _binary_only(desc: str, opened: str, res: Resolved) -> tuple[str, str, bool] | None:
