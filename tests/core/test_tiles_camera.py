@@ -146,4 +146,4 @@ def test_browser_camera_matches_the_core(tmp_path: Path) -> None:
     passed = re.search(r"^# pass (\d+)$", run.stdout, re.M)
     failed = re.search(r"^# fail (\d+)$", run.stdout, re.M)
     assert passed and failed, run.stdout
-    assert (int(passed.group(1)), int(failed.group(1))) == (5, 0), run.stdout
+    assert (int(passed.group(1)), int(failed.group(1))) == (10, 0), run.stdout
