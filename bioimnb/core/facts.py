@@ -22,12 +22,12 @@ import time
 import xml.etree.ElementTree as ET
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import BioimnbError
+from .jobs import Executor
 from .version import VERSION
 
 __all__ = ["FactsCache", "ImageFacts", "Scan", "ScanProgress", "image_facts", "scan"]
@@ -132,6 +132,11 @@ def ome_acquisition(xml: str | bytes | None, source: object) -> dict[str, str | 
                 parts.append(f"NA {float(na):g}")
             out["objective"] = " ".join(p for p in parts if p) or None
     return out
+
+
+def _facts_task(source: str, root: str | None, shown: str, storage_options: dict[str, Any]) -> ImageFacts:
+    """:func:`image_facts` as a picklable job task (for a Dask cluster)."""
+    return image_facts(source, root=root, shown=shown, **storage_options)
 
 
 def image_facts(source: str, *, root: str | None = None, shown: str | None = None, **storage_options: Any) -> ImageFacts:
@@ -305,6 +310,8 @@ def scan(
     workers: int = 4,
     cache: bool | str | os.PathLike[str] = True,
     show_hidden: bool = False,
+    scheduler: Any = None,
+    cancel: Any = None,
     **storage_options: Any,
 ) -> Scan:
     """Facts for every image and file under ``url`` (a folder, bucket or prefix).
@@ -312,12 +319,15 @@ def scan(
     Images are opened for their headers on ``workers`` threads, at most ``2 * workers`` at a
     time; results come in walk order.  Unreadable files are entries with ``error``, never an
     exception.  ``cache``: True (the user cache file), a path to a cache file, or False.
+    ``scheduler`` runs the opening elsewhere (a ``dask.distributed`` address or client, as for
+    convert; default: local threads).  ``cancel`` (a ``threading.Event``) stops the walk: what
+    is in flight is still reported.
     ``progress`` is called with a :class:`ScanProgress` after each entry.  The returned
     :class:`Scan` iterates; its :meth:`Scan.summary` gives the totals (``bioimnb scan`` prints it).
     """
     return Scan(
         lambda state: _scan(
-            state, url, recursive, root, progress, workers, cache, show_hidden, storage_options
+            state, url, recursive, root, progress, workers, cache, show_hidden, scheduler, cancel, storage_options
         )
     )
 
@@ -331,6 +341,8 @@ def _scan(
     workers: int,
     cache: bool | str | os.PathLike[str],
     show_hidden: bool,
+    scheduler: Any,
+    cancel: Any,
     storage_options: dict[str, Any],
 ) -> Iterator[ImageFacts]:
     from .locations import walk
@@ -340,12 +352,13 @@ def _scan(
         store = FactsCache(None if cache is True else cache)
     state.started = time.perf_counter()
     root_text = None if root is None else os.fspath(root)
-    pending: deque[tuple[Any, Future[ImageFacts] | ImageFacts, str | None]] = deque()
-    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="bioimnb-scan")
+    pending: deque[tuple[Any, Any, str | None]] = deque()
+    executor = Executor(scheduler, workers=max(1, workers), name="bioimnb-scan")
 
-    def finish(entry: Any, result: Future[ImageFacts] | ImageFacts, stamp: str | None) -> ImageFacts:
-        facts = result.result() if isinstance(result, Future) else result
-        if store is not None and stamp is not None and isinstance(result, Future):
+    def finish(entry: Any, result: Any, stamp: str | None) -> ImageFacts:
+        opened = not isinstance(result, ImageFacts)
+        facts: ImageFacts = result.result() if opened else result
+        if store is not None and stamp is not None and opened:
             store.put(entry.path, stamp, facts)
         state.entries += 1
         if facts.kind == "image":
@@ -362,9 +375,11 @@ def _scan(
         for entry, source, stamp in walk(
             url, recursive=recursive, root=root, show_hidden=show_hidden, stamps=True, **storage_options
         ):
+            if cancel is not None and cancel.is_set():
+                break
             if entry.kind == "folder":
                 continue
-            result: Future[ImageFacts] | ImageFacts
+            result: Any
             if entry.kind != "image" or source is None:
                 result = ImageFacts(entry.path, "file", bytes=entry.size, files=1, error=entry.error)
             else:
@@ -373,18 +388,17 @@ def _scan(
                     state.cached += 1
                     result = hit
                 else:
-                    result = pool.submit(
-                        image_facts, source, root=root_text, shown=entry.path, **storage_options
-                    )
+                    result = executor.submit(_facts_task, source, root_text, entry.path, storage_options)
             pending.append((entry, result, stamp))
-            while len(pending) > 2 * max(1, workers) or (pending and not isinstance(pending[0][1], Future)):
+            window = 2 * executor.workers
+            while len(pending) > window or (pending and isinstance(pending[0][1], ImageFacts)):
                 yield finish(*pending.popleft())
         while pending:
             yield finish(*pending.popleft())
     finally:
         for _, result, _ in pending:
-            if isinstance(result, Future):
+            if not isinstance(result, ImageFacts):
                 result.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
+        executor.close(cancel=True)
         if store is not None:
             store.close()

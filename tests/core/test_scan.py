@@ -178,3 +178,15 @@ def test_scan_s3_prefix(s3: Any, images: dict, tmp_path: Path):
     assert by["bad.tif"]["error"] == "not a TIFF file: the content is text"
     again = [f.to_dict() for f in scan(f"s3://{bucket}/p", cache=cache, **s3.storage_options)]
     assert again == rows
+
+
+def test_cancel_stops_the_walk_and_a_scheduler_can_be_chosen(tree: Path):
+    import threading
+
+    stop = threading.Event()
+    seen = []
+    for facts in scan(tree, cache=False, cancel=stop, scheduler="synchronous"):
+        seen.append(facts.path)
+        stop.set()
+    full, _ = run(tree)
+    assert 1 <= len(seen) < len(full)
