@@ -371,9 +371,15 @@ def changed(recorded: dict[str, dict[str, Any]], now: dict[str, dict[str, Any]])
         if path not in recorded:
             return f"{name} was added to the input"
         a, b = recorded[path], now[path]
-        for key in ("size", "files", "digest", "mtime_ns", "stamp", "inode"):
-            if key in a and a.get(key) != b.get(key):
-                what = {"size": "its size", "files": "its file count", "digest": "its contents", "inode": "the file"}.get(key, "its modification stamp")
+        for key in ("unavailable", "size", "files", "digest", "mtime_ns", "stamp", "inode"):
+            if (key in a or key in b) and a.get(key) != b.get(key):
+                what = {
+                    "unavailable": "whether it can be read",
+                    "size": "its size",
+                    "files": "its file count",
+                    "digest": "its contents",
+                    "inode": "the file",
+                }.get(key, "its modification stamp")
                 return f"{name} changed ({what} differs)"
     return None
 

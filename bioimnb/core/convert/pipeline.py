@@ -157,8 +157,11 @@ def source_identity(img: MultiscaleImage, source_options: dict[str, Any]) -> dic
     """Size and mtime (or ETag) of every file of the source's file set, keyed by path."""
     out: dict[str, dict[str, Any]] = {}
     for f in img.files:
-        res = resolve(f, **source_options)
-        out.update(identity(res, [res.path]))
+        try:
+            res = resolve(f, **source_options)
+            out.update(identity(res, [res.path]))
+        except BioimnbError:
+            out[f] = {"unavailable": True}  # recorded as such: a resume sees it if that changes
     return out
 
 
