@@ -35,7 +35,7 @@ class _HelpShown(Exception):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="%bioim", description="bioimnb in a notebook: info, ls, convert, view")
+    p = _Parser(prog="%bioim", description="bioimnb in a notebook: info, ls, scan, convert, view")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     info = sub.add_parser("info", help="describe an image")
     info.add_argument("source")
@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--page-size", type=int, default=100)
     ls.add_argument("--page", default=None)
     add_storage_args(ls)
+    sc = sub.add_parser("scan", help="facts of every image and file below a folder or prefix")
+    sc.add_argument("url", nargs="?", default=".")
+    sc.add_argument("--no-recursive", action="store_true")
+    add_storage_args(sc)
     conv = sub.add_parser("convert", help="convert with a progress panel")
     add_convert_args(conv)
     view = sub.add_parser("view", help="multiresolution viewer")
@@ -57,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
 class BioimMagics(Magics):
     @line_magic
     def bioim(self, line: str) -> Any:
-        """``%bioim info|ls|convert|view ...`` (``%bioim -h`` for help)."""
+        """``%bioim info|ls|scan|convert|view ...`` (``%bioim -h`` for help)."""
         try:
             args = _parser().parse_args(shlex.split(line))
         except _HelpShown:
@@ -78,6 +82,16 @@ class BioimMagics(Magics):
                 page = bioimnb.browse(args.url, **storage_options(args)).list(page_size=args.page_size, page=args.page)
                 print(format_listing(page.to_dict()) or "(empty)")
                 return None
+            if args.command == "scan":
+                from .core.text import format_scan_line, format_scan_summary
+
+                run = bioimnb.scan(args.url, recursive=not args.no_recursive, **storage_options(args))
+                found = []
+                for facts in run:
+                    print(format_scan_line(facts.to_dict()))
+                    found.append(facts)
+                print(format_scan_summary(run.summary()))
+                return found
             if args.command == "convert":
                 panel = bioimnb.ConvertPanel(args.source, args.dest, **convert_kwargs(args))  # type: ignore[attr-defined,misc]
                 return panel.start()

@@ -72,3 +72,13 @@ def test_panel_cancel_leaves_resumable_output(tmp_path):
     import bioimnb
 
     assert bioimnb.open_image(tmp_path / "c.ome.zarr").status()["incomplete"] is True
+
+
+def test_scan_magic(ip, src, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("BIOIMNB_CACHE_DIR", str(tmp_path / "cache"))
+    (src.parent / "notes.txt").write_text("hi")
+    found = ip.run_line_magic("bioim", f"scan {src.parent}")
+    out = capsys.readouterr().out
+    assert "OME-TIFF" in out and "m.ome.tif" in out and "1 image(s), 1 other file(s)" in out
+    by = {Path(f.path).name: f for f in found}
+    assert by["m.ome.tif"].scenes[0]["shape"] == [1, 2, 1, 600, 800]
