@@ -454,3 +454,27 @@ def test_mutated_tiffs_give_pixels_or_one_line_never_a_traceback(tmp_path):
         except Exception as exc:  # noqa: BLE001 - that is what the test looks for
             failures.append(f"{name}: {type(exc).__name__}: {exc}")
     assert not failures, "\n".join(failures[:10])
+
+
+@pytest.mark.parametrize(
+    "name,kwargs",
+    [
+        ("rgb-predictor", {"photometric": "rgb", "predictor": True, "compression": "zlib"}),
+        ("big-endian-predictor", {"byteorder": ">", "predictor": True, "compression": "zlib"}),
+        ("float32", {"compression": "zlib"}),
+    ],
+)
+def test_row_reading_of_large_strips_handles_samples_byte_order_and_floats(tmp_path, small_decode_limit, name, kwargs):
+    rng = np.random.default_rng(3)
+    if name.startswith("rgb"):
+        data = rng.integers(0, 255, (1200, 1500, 3), dtype=np.uint8)
+    elif name == "float32":
+        data = rng.random((1200, 1500)).astype(np.float32)
+    else:
+        data = rng.integers(0, 65535, (1500, 1500), dtype=np.uint16)
+    assert data.nbytes > small_decode_limit  # one strip above the limit: read by rows
+    path = tmp_path / f"{name}.tif"
+    tifffile.imwrite(path, data, rowsperstrip=data.shape[0], **kwargs)
+    with bioimnb.open_image(path) as img:
+        got = img.read(0, t=0, c=0, z=0, y=slice(100, 1150, 3), x=slice(7, 1480, 2))
+    np.testing.assert_array_equal(got, data[100:1150:3, 7:1480:2])
