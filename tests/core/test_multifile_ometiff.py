@@ -298,3 +298,17 @@ def test_a_member_that_is_a_link_loop_or_a_folder_is_one_line(tmp_path, kind):
     with pytest.raises(BioimnbError) as info:
         bioimnb.open_image(made["paths"][0])
     assert "\n" not in str(info.value) and "mf_1.ome.tif" in str(info.value)
+
+
+def test_a_missing_member_is_never_looked_for_in_the_current_directory(tmp_path, monkeypatch):
+    made = fixtures.ome_tiff_multifile(tmp_path / "set", files=2)
+    made["paths"][1].unlink()
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    tifffile.imwrite(cwd / made["paths"][1].name, np.full((2, 100, 120), CANARY, np.uint16), photometric="minisblack",
+                     metadata=None, tile=(64, 64), compression="zlib")
+    monkeypatch.chdir(cwd)
+    with bioimnb.open_image(made["paths"][0]) as img:
+        data = img.read(0, t=0, c=0)
+    np.testing.assert_array_equal(data[:2], made["parts"][0])
+    assert not data[2:].any()  # missing: zeros, not the same-named file in the working directory

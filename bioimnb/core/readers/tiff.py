@@ -176,8 +176,10 @@ def plan_fileset(xml: str, holder: str, opened: str, res: Resolved, *, own: bool
         el.set("FileName", real)
     if opened not in out.members:
         out.members.insert(0, opened)
-    if own and out.members == [opened]:
+    if own and out.members == [opened] and not out.missing:
         return out  # a single-file OME-TIFF (perhaps renamed): tifffile reads it as it is
+    # Otherwise tifffile gets absolute, checked names: it would resolve the XML's own names
+    # against the current directory, as it never learns the folder of a file it reads via a handle.
     if opened_uuid is not None:
         root.set("UUID", opened_uuid)
     else:
