@@ -28,7 +28,7 @@ EXIT_USER_ERROR = 2
 def _cmd_info(args: argparse.Namespace) -> int:
     from .core.images import open_image
 
-    with open_image(args.source, **storage_options(args)) as img:
+    with open_image(args.source, reader=args.reader, **storage_options(args)) as img:
         info = img.describe()
     if args.json:
         print(json.dumps(info, indent=2))
@@ -36,6 +36,26 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from .core.text import format_info
 
     print(format_info(info))
+    return 0
+
+
+def _cmd_formats(args: argparse.Namespace) -> int:
+    from .core import registry
+
+    records = registry.readers()
+    if args.json:
+        print(json.dumps({"readers": [r.to_dict() for r in records]}, indent=2))
+        return 0
+    rows = [
+        (fmt.name, " ".join(fmt.extensions) or "(by content)", rec.name)
+        for rec in records
+        for fmt in rec.formats
+    ]
+    width = max(len(r[0]) for r in rows)
+    ext_width = min(40, max(len(r[1]) for r in rows))
+    for name, exts, reader in rows:
+        print(f"{name:<{width}}  {exts:<{ext_width}}  {reader}")
+    print(f"{len(rows)} formats, {len(records)} readers")
     return 0
 
 
@@ -142,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="describe an image: scenes, axes, shape, levels, pixel sizes")
     info.add_argument("source", help="local path or URL (s3://, https://, ...)")
     info.add_argument("--json", action="store_true", help="machine-readable output")
+    info.add_argument(
+        "--reader", default=None, metavar="NAME", help="use this reader (e.g. bioformats) instead of the registry's pick"
+    )
     add_storage_args(info)
     info.set_defaults(func=_cmd_info)
 
@@ -167,6 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--no-cache", action="store_true", help="open every image again (ignore the facts cache)")
     add_storage_args(sc)
     sc.set_defaults(func=_cmd_scan)
+
+    fmts = sub.add_parser("formats", help="every format bioimnb opens and which reader serves it")
+    fmts.add_argument("--json", action="store_true", help="the reader registry as JSON")
+    fmts.set_defaults(func=_cmd_formats)
 
     demo = sub.add_parser("demo", help="write synthetic demo images (no download) into a folder")
     demo.add_argument("folder", nargs="?", default="notebooks/data")

@@ -311,10 +311,12 @@ def _open_backend(res: Resolved, reader: str | None = None) -> Backend:
 
 
 def _readable_formats() -> str:
-    from .registry import formats
+    from .registry import readers
 
-    names = [f.name for f in formats() if f.name not in ("OME-TIFF fileset",)]
-    return ", ".join(names)
+    names = [f.name for r in readers() if r.priority >= 0 for f in r.formats if f.name not in ("OME-TIFF fileset",)]
+    more = sum(len(r.formats) for r in readers() if r.priority < 0)
+    # Fallback readers (Bio-Formats) add ~100 formats: counted, not listed, to keep one short line.
+    return ", ".join(names) + (f" and {more} more formats (`bioimnb formats` lists them)" if more else "")
 
 
 def open_image(

@@ -186,6 +186,61 @@ def _lazy(target: str, call: Callable[[Any, Resolved, Format, int], Backend]) ->
     return open_
 
 
+_open_bioformats = _lazy(
+    "bioimnb.core.readers.bioformats:open_bioformats", lambda f, res, fmt, size: f(res, fmt, size)
+)
+
+# Suffixes Bio-Formats' readers list that name no image format of their own (companion,
+# text, log or generic data files) or that desktop tools own (JupyterLab shows GIF/BMP itself);
+# a file with one of these is only read by Bio-Formats when asked for: reader="bioformats".
+_BIOFORMATS_GENERIC = frozenset(
+    (
+        "txt", "csv", "xml", "html", "htm", "log", "cfg", "ini", "dat", "raw", "img", "hdr", "inf",
+        "bin", "db", "h5", "hdf", "zip", "pattern", "fake", "wav", "env", "par", "set", "rec", "map",
+        "mod", "st", "v", "hx", "labels", "grey", "exp", "res", "mea", "lut", "pty", "ps", "eps",
+        "epsi", "mov", "avi", "jpe", "thm", "dib", "seq", "ips", "ali", "scan", "spl", "ome", "mdb",
+        "ets", "gif", "bmp", "tim",
+    )
+)  # fmt: skip
+
+
+def _bioformats_formats(taken: set[str], names: set[str]) -> tuple[Format, ...]:
+    """Bio-Formats' own format list (``readers/bioformats_formats.json``, generated from the jar
+    by ``python -m bioimnb.core.readers.bioformats``; a test keeps it equal to the jar's), minus
+    every suffix a Python reader already reads (``taken``), generic suffixes, and formats whose
+    name a Python reader uses.  Each suffix goes to the first Bio-Formats reader listing it (the
+    order Bio-Formats itself tries them).  Recognised by name only: Bio-Formats checks content."""
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).parent / "readers" / "bioformats_formats.json"
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # pragma: no cover - a broken install
+        log.warning("Bio-Formats format list %s cannot be read", path)
+        return ()
+    seen = {s.lower() for s in taken}
+    lower_names = {n.lower() for n in names}
+    out = []
+    for entry in entries:
+        name = str(entry["format"])
+        if name.lower() in lower_names:
+            continue
+        suffixes = []
+        for raw in entry["suffixes"]:
+            suffix = str(raw).strip().lower()
+            if not suffix or not all(ch.isalnum() or ch in "._" for ch in suffix):
+                continue
+            if suffix.rsplit(".", 1)[-1] in _BIOFORMATS_GENERIC or "." + suffix in seen:
+                continue
+            seen.add("." + suffix)
+            suffixes.append("." + suffix)
+        if suffixes:
+            lower_names.add(name.lower())
+            out.append(Format(name, tuple(suffixes), None))
+    return tuple(out)
+
+
 _BIOIO_FAMILY = {"ND2": "nd2", "LIF": "lif", "DeltaVision": "dv", "PNG": "png", "JPEG": "jpeg"}
 _open_tiff = _lazy("bioimnb.core.readers.tiff:open_tiff", lambda f, res, fmt, size: f(res, size))
 _open_tiff_companion = _lazy("bioimnb.core.readers.tiff:open_tiff_set", lambda f, res, fmt, size: f(res))
@@ -199,7 +254,7 @@ _open_bioio = _lazy(
 
 
 def _builtin() -> list[ReaderRecord]:
-    return [
+    python = [
         ReaderRecord(
             "tifffile",
             (
@@ -263,6 +318,18 @@ def _builtin() -> list[ReaderRecord]:
             remote=True,
         ),
     ]
+    taken = {ext for rec in python for fmt in rec.formats for ext in fmt.extensions}
+    names = {fmt.name for rec in python for fmt in rec.formats}
+    bioformats = ReaderRecord(
+        "bioformats",
+        _bioformats_formats(taken, names),
+        _open_bioformats,
+        # A fallback: every Python reader wins for the formats it reads.
+        priority=-10,
+        pyramids=True,
+        scenes=True,
+    )
+    return [*python, bioformats]
 
 
 # --------------------------------------------------------------------------------------------

@@ -138,7 +138,8 @@ def test_format_for_content(head: bytes, name: str, expected: str):
         ("a.tif", 5, b"hello", "image", "not a TIFF file: the content is text"),
         ("a.ome.tif", 9, b"\x01\x02\x03\x04\x05\x06\x07\x08\x09", "image", "not an OME-TIFF file: unrecognised content signature"),
         ("notes.txt", 5, b"hello", "file", None),
-        ("a.ims", 64, b"\x89HDF\r\n\x1a\n" + b"\0" * 56, "file", None),
+        ("a.ims", 64, b"\x89HDF\r\n\x1a\n" + b"\0" * 56, "image", None),  # Imaris: Bio-Formats reads it
+        ("a.h5", 64, b"\x89HDF\r\n\x1a\n" + b"\0" * 56, "file", None),
     ],
 )
 def test_file_kind(name, size, head, kind, error):
