@@ -98,17 +98,18 @@ def _ngff_version(attrs: dict[str, Any], zarr_format: int | None) -> str | None:
     return None if version is None else str(version)
 
 
-def docs_stamp(docs: dict[str, bytes | None]) -> str:
+def docs_stamp(docs: dict[str, Any]) -> str:
     """A digest of a zarr's top-level metadata documents."""
     import hashlib
 
     digest = hashlib.sha1(usedforsecurity=False)
     for marker in sorted(docs):
-        digest.update(marker.encode() + b"\0" + (docs[marker] or b"") + b"\0")
+        data = docs[marker]
+        digest.update(marker.encode() + b"\0" + (data if isinstance(data, bytes) else b"") + b"\0")
     return "meta:" + digest.hexdigest()
 
 
-def zarr_metadata(docs: dict[str, bytes | None]) -> Classified | None:
+def zarr_metadata(docs: dict[str, Any]) -> Classified | None:
     """Classify a folder from its top-level zarr metadata documents (``{marker: bytes}`` for the
     markers present; ``None`` bytes = present but unreadable).  ``None`` when no marker is
     present (not a zarr)."""
@@ -116,7 +117,7 @@ def zarr_metadata(docs: dict[str, bytes | None]) -> Classified | None:
     return None if found is None else replace(found, stamp=docs_stamp(docs))
 
 
-def _zarr_metadata(docs: dict[str, bytes | None]) -> Classified | None:
+def _zarr_metadata(docs: dict[str, Any]) -> Classified | None:
     present = [m for m in ZARR_MARKERS if m in docs]
     if not present:
         return None
@@ -125,8 +126,10 @@ def _zarr_metadata(docs: dict[str, bytes | None]) -> Classified | None:
     zarr_format: int | None = None
     for marker in present:
         data = docs[marker]
-        if data is None:
-            return Classified("image", "OME-Zarr", "zarr", error=f"{marker}: cannot be read", is_dir=True)
+        if data is None or isinstance(data, Exception):
+            why = data.reason if isinstance(data, BioimnbError) else (str(data) if data else "cannot be read")
+            error = why if why.startswith(marker) else f"{marker}: {why}"
+            return Classified("image", "OME-Zarr", "zarr", error=error, is_dir=True)
         try:
             meta = json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -195,21 +198,22 @@ def file_kind(name: str, size: int | None, head: bytes | None) -> Classified:
 # --------------------------------------------------------------------------------------------
 
 
-def _local_zarr_docs(folder: str, root: str | None) -> dict[str, bytes | None]:
-    docs: dict[str, bytes | None] = {}
+def _local_zarr_docs(folder: str, root: str | None) -> dict[str, Any]:
+    """``{marker: bytes}`` for the metadata files present; an unreadable one maps to the
+    exception saying why (a link out of the root, a FIFO, too large, ...)."""
+    docs: dict[str, Any] = {}
     for marker in ZARR_MARKERS:
         path = os.path.join(folder, marker)
         try:
-            st = os.lstat(path)
+            os.lstat(path)
         except OSError:
             continue
-        if stat.S_ISLNK(st.st_mode) or stat.S_ISREG(st.st_mode):
-            try:
-                docs[marker] = read_confined(path, root, path, limit=ZARR_METADATA_LIMIT)
-            except (BioimnbError, OSError):
-                docs[marker] = None
-        else:
-            docs[marker] = None  # a FIFO, device or folder where a metadata file should be
+        try:
+            docs[marker] = read_confined(path, root, marker, limit=ZARR_METADATA_LIMIT)
+        except BioimnbError as exc:
+            docs[marker] = exc
+        except OSError as exc:
+            docs[marker] = OSError(exc.strerror or str(exc))
         if marker == "zarr.json":
             break  # v3: the one document that says everything
     return docs
