@@ -243,7 +243,6 @@ def _bioformats_formats(taken: set[str], names: set[str]) -> tuple[Format, ...]:
 
 _BIOIO_FAMILY = {"ND2": "nd2", "LIF": "lif", "DeltaVision": "dv", "PNG": "png", "JPEG": "jpeg"}
 _open_tiff = _lazy("bioimnb.core.readers.tiff:open_tiff", lambda f, res, fmt, size: f(res, size))
-_open_tiff_companion = _lazy("bioimnb.core.readers.tiff:open_tiff_set", lambda f, res, fmt, size: f(res))
 _open_zarr = _lazy("bioimnb.core.readers.zarr_ngff:open_zarr", lambda f, res, fmt, size: f(res))
 _open_slide = _lazy("bioimnb.core.readers.slide:OpenSlideBackend", lambda f, res, fmt, size: f(res, fmt.name))
 _open_czi = _lazy("bioimnb.core.readers.bioio_formats:open_czi", lambda f, res, fmt, size: f(res))
