@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["LENGTH_UM", "NGFF_MICROMETER", "OME_MICROMETER", "to_micrometres"]
+__all__ = ["LENGTH_UM", "NGFF_MICROMETER", "OME_MICROMETER", "to_micrometres", "unit_factor"]
 
 NGFF_MICROMETER = "micrometer"
 OME_MICROMETER = "µm"

@@ -24,6 +24,7 @@ import zarr
 from ..axes import AxisMap
 from ..errors import BioimnbError, CorruptFile, PathEscapesRoot, UnsupportedFormat
 from ..limits import limits
+from ..metadata.units import LENGTH_UM, to_micrometres, unit_factor
 from ..ome import (
     OmeImageSummary,
     check_xml,
@@ -48,22 +49,6 @@ from .tiff_direct import _FD, FilePool, decode_limit_error, direct_level
 log = logging.getLogger(__name__)
 
 _ASSOCIATED = {"thumbnail", "label", "macro", "map", "overview"}
-_UNIT_UM = {
-    "micron": 1.0,
-    "microns": 1.0,
-    "um": 1.0,
-    "µm": 1.0,
-    "\u03bcm": 1.0,
-    "micrometer": 1.0,
-    "nm": 1e-3,
-    "nanometer": 1e-3,
-    "mm": 1e3,
-    "millimeter": 1e3,
-    "cm": 1e4,
-    "m": 1e6,
-}
-_OME_UNIT_UM = {"µm": 1.0, "um": 1.0, "nm": 1e-3, "mm": 1e3, "cm": 1e4, "m": 1e6, "Å": 1e-4, "pm": 1e-6}
-
 
 class _Capture(logging.Handler):
     def __init__(self) -> None:
@@ -724,9 +709,9 @@ class TiffBackend(Backend):
         if per_unit_um is None:
             code = int(unit.value) if unit is not None else 2
             if code == 3:
-                per_unit_um = 1e4
+                per_unit_um = LENGTH_UM["cm"]
             elif code == 2:
-                per_unit_um = 25400.0
+                per_unit_um = LENGTH_UM["in"]
             else:
                 return PhysicalSize()
 
@@ -738,7 +723,7 @@ class TiffBackend(Backend):
             um = per_unit_um / pixels_per_unit
             # Inch-based values of 1200 dpi or less are display/print defaults (72, 96, 300 dpi),
             # not the sampling of a microscope.
-            if unit_override is None and per_unit_um == 25400.0 and pixels_per_unit <= 1200:
+            if unit_override is None and per_unit_um == LENGTH_UM["in"] and pixels_per_unit <= 1200:
                 return None
             return PhysicalSize.clean(um)
 
@@ -747,7 +732,7 @@ class TiffBackend(Backend):
     def _imagej_size(self) -> PhysicalSize:
         meta = self.tif.imagej_metadata or {}
         unit = str(meta.get("unit", "")).strip().lower().replace("\\u00b5", "µ")
-        factor = _UNIT_UM.get(unit)
+        factor = unit_factor(unit) if unit else None  # no unit: pixels, not a measurement
         if factor is None:
             return PhysicalSize()
         xy = self._resolution_size(unit_override=factor)
@@ -765,11 +750,8 @@ class TiffBackend(Backend):
 
 
 def _ome_len(value: Any, unit: Any) -> float | None:
-    v = PhysicalSize.clean(value)
-    if v is None:
-        return None
-    symbol = getattr(unit, "value", unit) or "µm"
-    return v * _OME_UNIT_UM.get(str(symbol), 1.0)
+    """An OME length (the unit defaults to µm, as in the schema); an unknown unit: None."""
+    return to_micrometres(value, unit)
 
 
 def struct_error() -> type[Exception]:

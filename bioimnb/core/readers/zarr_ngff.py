@@ -41,6 +41,7 @@ from zarr.storage import FsspecStore, LocalStore
 from ..axes import AxisMap
 from ..errors import BioimnbError, CorruptFile, PathEscapesRoot, UnsupportedFormat
 from ..limits import limits
+from ..metadata.units import unit_factor
 from ..ome import color_hex, parse_ome_xml, synthesize_ome
 from ..storage import Resolved, inside, open_confined, storage_errors
 from .base import (
@@ -53,19 +54,6 @@ from .base import (
     default_colors,
     virtual_pyramid,
 )
-
-_UNIT_UM = {
-    "micrometer": 1.0,
-    "micron": 1.0,
-    "nanometer": 1e-3,
-    "millimeter": 1e3,
-    "centimeter": 1e4,
-    "meter": 1e6,
-    "angstrom": 1e-4,
-    "picometer": 1e-6,
-    "kilometer": 1e9,
-}
-
 
 MAX_CHUNKS_PER_LEVEL = 10**9
 """Plausibility bound, like ``MAX_DECLARED_BYTES``: no real level is cut into more chunks; a
@@ -728,7 +716,7 @@ class ZarrBackend(Backend):
                 # No unit: a scale of exactly 1 is the writer's default, not a measurement;
                 # anything else is taken as micrometres, the OME default unit.
                 return None if scale0[i] == 1.0 else PhysicalSize.clean(scale0[i])
-            factor = _UNIT_UM.get(str(unit).lower())
+            factor = unit_factor(unit)
             return None if factor is None else PhysicalSize.clean(scale0[i] * factor)
 
         physical = PhysicalSize(size("X"), size("Y"), size("Z"))
