@@ -9,6 +9,8 @@ shards, ``Methods.LOCAL_MEAN``, the same number of levels).
 
 Run:  .venv/bin/python benchmarks/bench_convert_memory.py               (3 runs per tool, ~5 min)
       .venv/bin/python benchmarks/bench_convert_memory.py --quick       (2 x 4096^2, 1 run)
+      .venv/bin/python benchmarks/bench_convert_memory.py --before REF  (also bioimnb as of git REF,
+                                                                        "bioimnb-before", same run)
 
 Every conversion runs in a fresh Python subprocess (``--worker``); peak RSS is the child's own
 ``VmHWM`` (``/proc/self/status``; not ``ru_maxrss``, which inherits the harness's high-water
@@ -82,7 +84,7 @@ def _levels(size: int) -> int:
 
 
 def run_tool(tool: str, src: str, dst: str, levels: int, verify: bool) -> dict[str, Any]:
-    if tool == "bioimnb":
+    if tool in ("bioimnb", "bioimnb-before"):
         import ome_types  # noqa: F401
         import ome_zarr_models.v05  # noqa: F401
 
@@ -92,7 +94,7 @@ def run_tool(tool: str, src: str, dst: str, levels: int, verify: bool) -> dict[s
         t0 = time.perf_counter()
         bioimnb.convert(src, dst, ngff="0.5", chunks=CHUNK, compression="zstd", compression_level=ZSTD_LEVEL,
                         levels=levels, overwrite=True, verify=verify, workers=WORKERS)
-        return {"seconds": time.perf_counter() - t0}
+        return {"seconds": time.perf_counter() - t0, "code": os.path.dirname(bioimnb.__file__)}
     if tool == "ome-zarr-py":
         import dask
         import dask.array as da
@@ -136,7 +138,22 @@ def worker_main(argv: list[str]) -> None:
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def spawn(tool: str, src: Path, dst: Path, levels: int, verify: bool) -> dict[str, Any]:
+def checkout(ref: str, work: Path) -> Path:
+    """The ``bioimnb`` package as of git ``ref``, unpacked under ``work`` (for ``bioimnb-before``)."""
+    import io
+    import tarfile
+
+    repo = Path(__file__).resolve().parent.parent
+    sha = subprocess.run(["git", "rev-parse", ref], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+    target = work / f"bioimnb-{sha[:12]}"
+    if not (target / "bioimnb" / "__init__.py").exists():
+        blob = subprocess.run(["git", "archive", sha, "bioimnb"], cwd=repo, capture_output=True, check=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
+            tar.extractall(target, filter="data")
+    return target
+
+
+def spawn(tool: str, src: Path, dst: Path, levels: int, verify: bool, pythonpath: Path | None = None) -> dict[str, Any]:
     if dst.exists():
         shutil.rmtree(dst)
     os.sync()
@@ -144,7 +161,10 @@ def spawn(tool: str, src: Path, dst: Path, levels: int, verify: bool) -> dict[st
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", tool, str(src), str(dst), str(levels), "1" if verify else "0"]
     t0 = time.perf_counter()
     with tempfile.TemporaryFile("w+") as fout, tempfile.TemporaryFile("w+") as ferr:
-        proc = subprocess.Popen(cmd, stdout=fout, stderr=ferr, text=True)
+        env = dict(os.environ)
+        if pythonpath is not None:
+            env["PYTHONPATH"] = str(pythonpath)
+        proc = subprocess.Popen(cmd, stdout=fout, stderr=ferr, text=True, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         code = os.waitstatus_to_exitcode(status)
         outside = time.perf_counter() - t0
@@ -168,11 +188,15 @@ def main() -> None:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=None, help="runs per tool (default 3, --quick 1)")
     parser.add_argument("--tools", default=",".join(TOOLS), help="comma-separated subset of " + ", ".join(TOOLS) + " (also bioimnb-noverify)")
+    parser.add_argument("--before", default=None, metavar="REF", help="also run bioimnb as of this git ref (tool bioimnb-before)")
     args = parser.parse_args()
     work: Path = args.workdir
     work.mkdir(parents=True, exist_ok=True)
     runs = args.runs or (1 if args.quick else 3)
     tools = [t for t in args.tools.split(",") if t]
+    before = checkout(args.before, work) if args.before else None
+    if before is not None and "bioimnb-before" not in tools:
+        tools.insert(1, "bioimnb-before")
     channels, size = (2, 4096) if args.quick else (2, 16384)
     levels = _levels(size)
 
@@ -182,13 +206,16 @@ def main() -> None:
     raw = channels * size * size * DTYPE.itemsize
     print(f"input {src.name}: {channels} x {size} x {size} uint16 = {raw / 2**30:.2f} GiB raw, "
           f"{src.stat().st_size / 2**30:.2f} GiB on disk (tiles 512, zlib)")
+    if before is not None:
+        print(f"bioimnb-before: the bioimnb package of {args.before} ({before.name}), same interpreter and libraries")
     print(f"settings: NGFF 0.5, zstd-{ZSTD_LEVEL}, chunks {CHUNK}, {levels} levels, {WORKERS} workers, N = {runs}\n")
     dst = work / "convert_mem_out.ome.zarr"
     samples: dict[str, list[dict[str, Any]]] = {t: [] for t in tools}
     for r in range(runs):
         for tool in tools if r % 2 == 0 else list(reversed(tools)):
             progress(f"run {r + 1}/{runs}: {tool}")
-            res = spawn(tool.replace("-noverify", ""), src, dst, levels, verify="noverify" not in tool)
+            res = spawn(tool.replace("-noverify", ""), src, dst, levels, verify="noverify" not in tool,
+                        pythonpath=before if tool == "bioimnb-before" else None)
             progress(f"  {res['seconds']:.1f} s, CPU {res['cpu_s']:.1f} s, peak RSS {res['rss_mb']:.0f} MB")
             samples[tool].append(res)
     if dst.exists():
@@ -207,8 +234,17 @@ def main() -> None:
         ])
     table(["tool", "wall s (median)", "CPU s (median)", "peak RSS MB (median)", "peak RSS MB (runs)", "out MB", "n"], rows,
           title=f"Conversion of {raw / 2**30:.2f} GiB")
-    if "bioimnb" in samples and samples["bioimnb"]:
-        peak = median([s["rss_mb"] for s in samples["bioimnb"]])
+    print("### Ratios of medians")
+    ref = samples.get("bioimnb")
+    if ref:
+        def med(tool: str, key: str) -> float:
+            return median([s[key] for s in samples[tool]])
+
+        for tool in tools:
+            if tool != "bioimnb" and samples[tool]:
+                print(f"{tool} / bioimnb: peak RSS {med(tool, 'rss_mb') / med('bioimnb', 'rss_mb'):.2f}x, "
+                      f"CPU s {med(tool, 'cpu_s') / med('bioimnb', 'cpu_s'):.2f}x, wall s {med(tool, 'seconds') / med('bioimnb', 'seconds'):.2f}x")
+        peak = med("bioimnb", "rss_mb")
         print(f"target: bioimnb peak RSS < 400 MB: {peak:.0f} MB -> {'pass' if peak < 400 else 'miss'}")
 
 
