@@ -124,15 +124,6 @@ class MultiscaleImage:
         """True when levels after 0 are sampled on demand rather than stored in the file."""
         return self._data.virtual_pyramid
 
-    def level_for_downsample(self, factor: float) -> int:
-        """The finest level whose downsampling (in X) does not exceed ``factor``."""
-        nx0 = self.shape[4]
-        best = 0
-        for i, shp in enumerate(self.level_shapes):
-            if nx0 / max(1, shp[4]) <= factor * 1.0001:
-                best = i
-        return best
-
     # -- physical and channel metadata ---------------------------------------------------
     @property
     def physical_size(self) -> PhysicalSize:
