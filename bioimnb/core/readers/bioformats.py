@@ -84,6 +84,9 @@ TILE_DEFAULT = 512
 # loci.formats.FormatTools pixel types -> numpy
 _PIXEL_TYPES = {0: "int8", 1: "uint8", 2: "int16", 3: "uint16", 4: "int32", 5: "uint32", 6: "float32", 7: "float64", 8: "uint8"}
 
+_ASSOCIATED = {"label image": "label", "macro image": "macro", "thumbnail image": "thumbnail"}
+"""Series names Bio-Formats gives a slide's associated images."""
+
 _jvm_lock = threading.Lock()
 _jvm_error: str | None = None
 
@@ -246,7 +249,9 @@ def _java_error(source: object, exc: BaseException, doing: str) -> BioimnbError:
         return CorruptFile(source, f"Bio-Formats ran out of Java memory {doing}")
     if "loci.formats.FormatException" in names or "java.io.IOException" in names:
         return CorruptFile(source, f"Bio-Formats cannot read this file {doing}{detail}")
-    return CorruptFile(source, f"Bio-Formats failed {doing}: {short}{': ' + message if message else ''}")
+    # Anything else (NullPointerException, ArrayIndexOutOfBoundsException, ...) is a reader
+    # tripping over content it did not expect.
+    return CorruptFile(source, f"Bio-Formats cannot read this file {doing} ({short}{': ' + message if message else ''})")
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,6 +285,8 @@ class _Pool:
         return reader
 
     def borrow(self) -> Any:
+        if self.closed:
+            raise BioimnbError(self.source, "image is closed")
         try:
             return self.free.get_nowait()
         except queue.Empty:
@@ -468,7 +475,16 @@ class BioFormatsBackend(Backend):
                         raise PathEscapesRoot(res.url, f"file {os.path.basename(used)!r} of this image lies outside the root")
             self.format_name = str(reader.getFormat())
             self._series = int(reader.getSeriesCount())
-            self._names = self._scene_names(reader)
+            names = self._scene_names(reader)
+            # A slide's label, macro and thumbnail are associated images, not scenes (as the
+            # Python readers and OpenSlide report them).
+            self._scene_series = [s for s, n in enumerate(names) if n not in _ASSOCIATED]
+            if not self._scene_series:
+                self._scene_series = list(range(self._series))
+            self._associated = {
+                _ASSOCIATED[n]: s for s, n in enumerate(names) if n in _ASSOCIATED and s not in self._scene_series
+            }
+            self._names = [names[s] for s in self._scene_series]
             self._global_meta = None
         except BaseException as exc:
             _close_quietly(reader)
@@ -484,12 +500,15 @@ class BioFormatsBackend(Backend):
         stem = self.res.name
         for s in range(self._series):
             name = None
-            try:
-                value = self.meta.getImageName(s)
-                name = str(value) if value is not None else None
-            except Exception:  # noqa: BLE001 - an image without a name
-                name = None
-            names.append(name.strip() if name and name.strip() else (stem if self._series == 1 else f"{stem} #{s}"))
+            for getter in ("getImageName", "getImageID"):  # the name, else the OME ID (as the Python readers do)
+                try:
+                    value = getattr(self.meta, getter)(s)
+                    name = str(value).strip() if value is not None else None
+                except Exception:  # noqa: BLE001 - an image without a name
+                    name = None
+                if name:
+                    break
+            names.append(name or f"{stem} #{s}")
         return names
 
     @property
@@ -525,7 +544,8 @@ class BioFormatsBackend(Backend):
             raise CorruptFile(self.source, f"series {series} declares an empty image {shape}")
         return facts
 
-    def _load_scene(self, index: int) -> SceneData:
+    def _load_scene(self, scene: int) -> SceneData:
+        index = self._scene_series[scene]
         reader = self.pool.borrow()
         try:
             reader.setSeries(index)
@@ -547,9 +567,9 @@ class BioFormatsBackend(Backend):
             levels += virtual_pyramid(levels[0])
             virtual = len(levels) > 1
         physical = self._physical(index)
-        channels = self._channels(index, all_facts[0]["c"])
+        channels = self._channels(index, all_facts[0]["c"], all_facts[0]["rgb"])
         return SceneData(
-            name=self._names[index],
+            name=self._names[scene],
             levels=levels,
             physical_size=physical,
             channels=channels,
@@ -579,7 +599,7 @@ class BioFormatsBackend(Backend):
             self._length("getPixelsPhysicalSizeZ", index),
         )
 
-    def _channels(self, index: int, n: int) -> list[Channel]:
+    def _channels(self, index: int, n: int, samples: int = 1) -> list[Channel]:
         defaults = default_colors(n)
         out = []
         try:
@@ -596,7 +616,9 @@ class BioFormatsBackend(Backend):
                     color = color_hex(int(col.getValue())) if col is not None else None
                 except Exception:  # noqa: BLE001 - a channel without name or colour
                     pass
-            out.append(Channel(name if name else f"C{c}", color or defaults[c]))
+            # An unnamed single RGB channel is "RGB", as the Python readers name it.
+            fallback = "RGB" if samples > 1 and n == 1 else f"C{c}"
+            out.append(Channel(name if name else fallback, color or defaults[c]))
         return out
 
     # -- metadata ------------------------------------------------------------------------------
@@ -655,7 +677,44 @@ class BioFormatsBackend(Backend):
         return ome
 
     def status(self) -> dict[str, Any]:
-        return {"bioformats_format": self.format_name}
+        out: dict[str, Any] = {"bioformats_format": self.format_name}
+        if self._associated:
+            out["associated"] = self.associated_names()
+        return out
+
+    def associated_names(self) -> list[str]:
+        return sorted(self._associated)
+
+    def associated(self, name: str) -> np.ndarray:
+        """A slide's label, macro or thumbnail as a (Y, X, 3) uint8 RGB array."""
+        if name not in self._associated:
+            shown = ", ".join(repr(n) for n in self.associated_names()) or "none"
+            raise BioimnbError(self.source, f"no associated image {name!r}; associated images: {shown}")
+        series = self._associated[name]
+        reader = self.pool.borrow()
+        try:
+            facts = self._facts(reader, series, 0)
+        except BioimnbError:
+            raise
+        except Exception as exc:
+            raise _java_error(self.source, exc, f"while reading the {name} image") from None
+        finally:
+            self.pool.give_back(reader)
+        nbytes = facts["x"] * facts["y"] * facts["rgb"] * np.dtype(facts["dtype"]).itemsize
+        cap = limits().max_decode_bytes
+        if nbytes > cap:
+            raise CorruptFile(self.source, f"associated image {name!r} of {nbytes} bytes exceeds the decode limit of {cap} bytes")
+        arr = _BioFormatsLevel(self, series, 0, facts)[0, :, 0]
+        if arr.ndim == 3 and arr.shape[0] == 1:  # one grey channel
+            arr = np.repeat(arr[0][..., None], 3, axis=-1)
+        elif arr.ndim == 4:  # (C=1, Y, X, S)
+            arr = arr[0][..., :3]
+        else:
+            arr = np.moveaxis(arr[:3], 0, -1)
+        if arr.dtype != np.uint8:
+            top = float(arr.max()) or 1.0
+            arr = (arr.astype(np.float64) * (255.0 / top)).astype(np.uint8)
+        return np.ascontiguousarray(arr)
 
     def files(self) -> list[str]:
         return self._used or [self.source]
