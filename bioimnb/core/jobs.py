@@ -309,6 +309,11 @@ class Runner:
 # -- identity of inputs and provenance -----------------------------------------------------------
 
 
+METADATA_NAMES = frozenset({"zarr.json", ".zattrs", ".zarray", ".zgroup", ".zmetadata", "METADATA.ome.xml"})
+"""Files whose stamps stand for a remote folder's identity (see :func:`identity`)."""
+REMOTE_FOLDER_DEPTH = 4
+
+
 def _stamp(info: dict[str, Any]) -> str:
     """What changes when a file is rewritten: ETag / version id remotely, else mtime."""
     for key in ("VersionId", "ETag", "etag", "version_id", "generation", "md5Hash"):
@@ -340,21 +345,32 @@ def _file_identity(res: Resolved, path: str) -> dict[str, Any]:
                 count += 1
                 size += fst.st_size
         return {"files": count, "size": size, "digest": h.hexdigest()}
+    res.fs.invalidate_cache(path)  # the listing cache may predate a change: ask the store
     info = res.fs.info(path)
     if info.get("type") != "directory":
         return {"size": int(info.get("size") or 0), "stamp": _stamp(info)}
+    # A remote folder (a zarr store of maybe millions of objects): listing every object would
+    # cost a request per thousand, so only its metadata documents near the top are recorded
+    # (a store rewritten in place rewrites those); chunk-level edits are left to the pixel
+    # checks that callers run on what they re-read.
     h = hashlib.sha256()
-    count = size = 0
-    for name, detail in sorted(res.fs.find(path, detail=True).items()):
+    count = 0
+    res.fs.invalidate_cache()  # listings of the folders below may be cached too
+    found = res.fs.find(path, maxdepth=REMOTE_FOLDER_DEPTH, detail=True)
+    for name, detail in sorted(found.items()):
+        if name.rstrip("/").rsplit("/", 1)[-1] not in METADATA_NAMES:
+            continue
         h.update(f"{name}\0{detail.get('size')}\0{_stamp(detail)}\n".encode())
         count += 1
-        size += int(detail.get("size") or 0)
-    return {"files": count, "size": size, "digest": h.hexdigest()}
+    return {"metadata_files": count, "digest": h.hexdigest()}
 
 
 def identity(res: Resolved, files: Iterable[str]) -> dict[str, dict[str, Any]]:
     """``{path: {size, mtime_ns | stamp, ...}}`` for every file (or folder) of an input's file set
-    on ``res.fs``: what :func:`changed` compares to tell an input replaced in place."""
+    on ``res.fs``: what :func:`changed` compares to tell an input replaced in place.  A local
+    folder stands for every file in it (sizes and mtimes, one digest); a remote folder for its
+    metadata documents down to :data:`REMOTE_FOLDER_DEPTH` levels (listing a remote store in
+    full costs a request per thousand objects)."""
     out: dict[str, dict[str, Any]] = {}
     with storage_errors(res.url):
         for path in files:
@@ -371,12 +387,13 @@ def changed(recorded: dict[str, dict[str, Any]], now: dict[str, dict[str, Any]])
         if path not in recorded:
             return f"{name} was added to the input"
         a, b = recorded[path], now[path]
-        for key in ("unavailable", "size", "files", "digest", "mtime_ns", "stamp", "inode"):
+        for key in ("unavailable", "size", "files", "metadata_files", "digest", "mtime_ns", "stamp", "inode"):
             if (key in a or key in b) and a.get(key) != b.get(key):
                 what = {
                     "unavailable": "whether it can be read",
                     "size": "its size",
                     "files": "its file count",
+                    "metadata_files": "its metadata",
                     "digest": "its contents",
                     "inode": "the file",
                 }.get(key, "its modification stamp")

@@ -150,3 +150,28 @@ def test_ome_tiff_output_resume_checks_the_source_too(tmp_path):
     report = convert(src, dest, overwrite=True, chunks=256)
     assert report.format == "OME-TIFF"
     np.testing.assert_array_equal(tifffile.imread(dest, is_ome=False, key=0), pixels(7, big))
+
+
+def test_remote_source_replaced_midway_is_refused(s3, tmp_path):
+    """An object replaced on S3 (same size, new ETag) between the interrupted run and the resume."""
+    import fsspec
+
+    bucket = s3.make_bucket("resume")
+    fs = fsspec.filesystem("s3", **s3.storage_options)
+    local = tmp_path / "r.tif"
+    write_source(local, pixels(9))
+    fs.put_file(str(local), f"{bucket}/r.tif")
+    url, dest = f"s3://{bucket}/r.tif", tmp_path / "r.ome.zarr"
+    cancel = threading.Event()
+
+    def progress(p):
+        if p.done >= 8:
+            cancel.set()
+
+    with pytest.raises(ConversionCancelled):
+        convert(url, dest, progress=progress, cancel=cancel, source_options=s3.storage_options, dest_options={}, **OPTS)
+    write_source(local, pixels(10))
+    fs.put_file(str(local), f"{bucket}/r.tif")
+    with pytest.raises(SourceChanged, match=r"\(r.tif changed \(its modification stamp differs\)\)"):
+        convert(url, dest, resume=True, source_options=s3.storage_options, dest_options={})
+    assert bioimnb.open_image(dest).status()["incomplete"] is True

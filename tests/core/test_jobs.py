@@ -178,3 +178,27 @@ def test_provenance_record(tmp_path):
     rec = provenance(str(f), resolve(str(f)), options={"chunks": 512})
     assert rec["source"] == str(f) and rec["size"] == 123 and rec["options"] == {"chunks": 512}
     assert rec["tool"].startswith("bioimnb ") and rec["time"].endswith("+00:00")
+
+
+def test_identity_of_a_remote_store_uses_its_metadata_documents(s3):
+    """On object storage: file stamps are ETags; a folder (zarr store) is its metadata
+    documents, so a store rewritten in place is noticed without listing every chunk."""
+    import fsspec
+
+    bucket = s3.make_bucket("identity")
+    fs = fsspec.filesystem("s3", **s3.storage_options)
+    fs.pipe_file(f"{bucket}/img.tif", b"x" * 50)
+    fs.pipe_file(f"{bucket}/store.zarr/zarr.json", b'{"zarr_format": 3}')
+    fs.pipe_file(f"{bucket}/store.zarr/0/zarr.json", b'{"shape": [1]}')
+    fs.pipe_file(f"{bucket}/store.zarr/0/c/0/0/0/0/0", b"chunk")
+    res = resolve(f"s3://{bucket}/", **s3.storage_options)
+    paths = [f"{bucket}/img.tif", f"{bucket}/store.zarr"]
+    before = identity(res, paths)
+    assert before[f"{bucket}/img.tif"]["stamp"].startswith("ETag=")
+    assert before[f"{bucket}/store.zarr"]["metadata_files"] == 2
+    assert changed(before, identity(res, paths)) is None
+    fs.pipe_file(f"{bucket}/img.tif", b"y" * 50)  # same size, new content: a new ETag
+    assert changed(before, identity(res, paths)) == "img.tif changed (its modification stamp differs)"
+    before = identity(res, paths)
+    fs.pipe_file(f"{bucket}/store.zarr/0/zarr.json", b'{"shape": [2]}')
+    assert "store.zarr changed" in changed(before, identity(res, paths))
