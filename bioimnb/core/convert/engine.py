@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import AccessDenied, BioimnbError, CorruptFile
 from ..images import MultiscaleImage, open_image
-from ..jobs import Progress
+from ..jobs import Progress, Task, run_tasks
 from ..storage import Resolved, resolve, storage_errors
 from .ometiff import convert_to_ome_tiff
 from .options import ConvertOptions
@@ -313,15 +313,12 @@ def _verify_zarr(run: ZarrRun, plans: list[ScenePlan], journal: dict[str, str]) 
                 factors=(1, 1, 1),
                 method=run.opts.downsample,
             )
-            pending = {executor.submit(verify_block, job, b) for b in plan.blocks(0)}
-            while pending:
-                finished, pending = executor.wait_any(pending)
-                for fut in finished:
-                    key, got = fut.result()
-                    compared += 1
-                    if journal.get(f"{plan.index}/{key}") != got:
-                        why = f" ({got})" if got.startswith("unreadable") else ""
-                        mismatches.append(f"scene {plan.index} block {key}{why}")
+            tasks = (Task(b.key, verify_block, (job, b)) for b in plan.blocks(0))
+            for _, (key, got) in run_tasks(executor, tasks):
+                compared += 1
+                if journal.get(f"{plan.index}/{key}") != got:
+                    why = f" ({got})" if got.startswith("unreadable") else ""
+                    mismatches.append(f"scene {plan.index} block {key}{why}")
     except BaseException:
         executor.close(cancel=True)
         raise
