@@ -84,6 +84,7 @@ def _levels(size: int) -> int:
 
 
 def run_tool(tool: str, src: str, dst: str, levels: int, verify: bool) -> dict[str, Any]:
+    chunk = int(os.environ.get("BENCH_CHUNK", CHUNK))
     if tool in ("bioimnb", "bioimnb-before"):
         import ome_types  # noqa: F401
         import ome_zarr_models.v05  # noqa: F401
@@ -92,7 +93,7 @@ def run_tool(tool: str, src: str, dst: str, levels: int, verify: bool) -> dict[s
         import bioimnb.core.convert.engine  # noqa: F401
 
         t0 = time.perf_counter()
-        bioimnb.convert(src, dst, ngff="0.5", chunks=CHUNK, compression="zstd", compression_level=ZSTD_LEVEL,
+        bioimnb.convert(src, dst, ngff="0.5", chunks=chunk, compression="zstd", compression_level=ZSTD_LEVEL,
                         levels=levels, overwrite=True, verify=verify, workers=WORKERS)
         return {"seconds": time.perf_counter() - t0, "code": os.path.dirname(bioimnb.__file__)}
     if tool == "ome-zarr-py":
@@ -109,7 +110,7 @@ def run_tool(tool: str, src: str, dst: str, levels: int, verify: bool) -> dict[s
         t0 = time.perf_counter()
         arr = da.from_zarr(zarr.open_array(tifffile.imread(src, aszarr=True, series=0, level=0), mode="r"))
         root = zarr.open_group(dst, mode="w", zarr_format=3)
-        options = [{"chunks": (1, CHUNK, CHUNK), "compressor": ZstdCodec(level=ZSTD_LEVEL)} for _ in range(levels)]
+        options = [{"chunks": (1, chunk, chunk), "compressor": ZstdCodec(level=ZSTD_LEVEL)} for _ in range(levels)]
         write_image(arr, root, scale_factors=[2**k for k in range(1, levels)], method=Methods.LOCAL_MEAN,
                     fmt=FormatV05(), axes="cyx", storage_options=options)
         return {"seconds": time.perf_counter() - t0}
@@ -188,8 +189,10 @@ def main() -> None:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=None, help="runs per tool (default 3, --quick 1)")
     parser.add_argument("--tools", default=",".join(TOOLS), help="comma-separated subset of " + ", ".join(TOOLS) + " (also bioimnb-noverify)")
+    parser.add_argument("--chunks", type=int, default=CHUNK, help=f"chunk edge (default {CHUNK}; shards stay bioimnb's default, 8 chunks)")
     parser.add_argument("--before", default=None, metavar="REF", help="also run bioimnb as of this git ref (tool bioimnb-before)")
     args = parser.parse_args()
+    os.environ["BENCH_CHUNK"] = str(args.chunks)  # read by the worker processes
     work: Path = args.workdir
     work.mkdir(parents=True, exist_ok=True)
     runs = args.runs or (1 if args.quick else 3)
@@ -200,7 +203,7 @@ def main() -> None:
     channels, size = (2, 4096) if args.quick else (2, 16384)
     levels = _levels(size)
 
-    print("# Convert memory: tiled zlib OME-TIFF -> OME-Zarr 0.5, zstd-3, chunks 1024\n")
+    print(f"# Convert memory: tiled zlib OME-TIFF -> OME-Zarr 0.5, zstd-3, chunks {args.chunks}\n")
     print_machine(work)
     src = make_input(work / f"convert_mem_{channels}x{size}.zlib.ome.tif", channels, size)
     raw = channels * size * size * DTYPE.itemsize
@@ -208,7 +211,7 @@ def main() -> None:
           f"{src.stat().st_size / 2**30:.2f} GiB on disk (tiles 512, zlib)")
     if before is not None:
         print(f"bioimnb-before: the bioimnb package of {args.before} ({before.name}), same interpreter and libraries")
-    print(f"settings: NGFF 0.5, zstd-{ZSTD_LEVEL}, chunks {CHUNK}, {levels} levels, {WORKERS} workers, N = {runs}\n")
+    print(f"settings: NGFF 0.5, zstd-{ZSTD_LEVEL}, chunks {args.chunks}, {levels} levels, {WORKERS} workers, N = {runs}\n")
     dst = work / "convert_mem_out.ome.zarr"
     samples: dict[str, list[dict[str, Any]]] = {t: [] for t in tools}
     for r in range(runs):
