@@ -175,3 +175,16 @@ def test_remote_source_replaced_midway_is_refused(s3, tmp_path):
     with pytest.raises(SourceChanged, match=r"\(r.tif changed \(its modification stamp differs\)\)"):
         convert(url, dest, resume=True, source_options=s3.storage_options, dest_options={})
     assert bioimnb.open_image(dest).status()["incomplete"] is True
+
+
+def test_a_replaced_source_is_reopened_by_the_next_conversion_in_the_same_process(tmp_path):
+    """Worker processes keep opened sources between tasks; a source replaced on disk (new file,
+    other layout and pixels) must not be read through the old handle by a later conversion."""
+    src = tmp_path / "s.tif"
+    tifffile.imwrite(src, pixels(11), tile=(128, 128), compression="zlib")
+    convert(src, tmp_path / "one.ome.zarr", **OPTS)
+    np.testing.assert_array_equal(level0(tmp_path / "one.ome.zarr"), pixels(11))
+    tifffile.imwrite(tmp_path / "new.tif", pixels(12), photometric="minisblack")
+    os.replace(tmp_path / "new.tif", src)
+    convert(src, tmp_path / "two.ome.zarr", **OPTS)
+    np.testing.assert_array_equal(level0(tmp_path / "two.ome.zarr"), pixels(12))

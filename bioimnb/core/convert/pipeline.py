@@ -208,6 +208,8 @@ class ZarrRun:
         self.kept_ids: list[str] = []
         """Level-0 block ids finished by an earlier run (verification re-reads them from the source)."""
         self._executor: Executor | None = None
+        self.source_version = ""
+        """Digest of the source's identity at the start of this run (see :class:`work.Job`)."""
 
     @property
     def executor(self) -> Executor:
@@ -235,6 +237,7 @@ class ZarrRun:
             prev_path=None,
             factors=(1, 1, 1),
             method=self.opts.downsample,
+            source_version=self.source_version,
         )
 
     def check_source(self, executor: Executor, plans: list[ScenePlan], done: dict[str, str], ids: list[str]) -> int:
@@ -264,6 +267,7 @@ class ZarrRun:
         plans = make_plan(img, opts)
         journal = Journal(res)
         inputs = source_identity(img, self.source_options)
+        self.source_version = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
         store = open_store(self.dest, self.dest_options)
         zarr_format = 3 if opts.ngff == "0.5" else 2
         total = sum(len(p.blocks(k)) for p in plans for k in p.task_levels)
@@ -337,6 +341,7 @@ class ZarrRun:
                     factors=plan.factors[level],
                     method=opts.downsample,
                     fused_paths=tuple(f"{base}{k}" for k in range(1, plan.fused + 1)) if level == 0 else (),
+                    source_version=self.source_version,
                 )
                 tasks = (Task(f"{plan.index}/{b.key}", run_block, (job, b)) for b in plan.blocks(level))
                 for _ in runner.run(tasks, f"scene {plan.index} level {level}", measure=lambda r: (r[1] or "-", r[2])):

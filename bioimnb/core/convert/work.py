@@ -43,16 +43,24 @@ class Job:
     method: str
     fused_paths: tuple[str, ...] = ()
     """Arrays of levels 1..k built in memory from a level-0 block in the same task."""
+    source_version: str = ""
+    """A digest of the source's identity (sizes, mtimes or ETags of its files) when the run
+    started: a worker reopens a source whose version changed instead of reading through an old
+    handle (a file replaced on disk would otherwise be read as it was)."""
 
 
 def _source(job: Job) -> Any:
-    key = job.source + "\0" + job.source_options
+    base = job.source + "\0" + job.source_options + "\0"
+    key = base + job.source_version
     with _LOCK:
         img = _SOURCES.get(key)
         if img is None:
             from ..images import open_image
 
             img = open_image(job.source, **json.loads(job.source_options))
+            # Older versions are dropped, not closed: a task still reading one keeps it alive.
+            for old in [k for k in _SOURCES if k.startswith(base)]:
+                del _SOURCES[old]
             _SOURCES[key] = img
     return img.select_scene(job.scene)
 
