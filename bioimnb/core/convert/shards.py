@@ -11,6 +11,12 @@ pairs in C order of the inner chunks, ``2**64 - 1`` for an absent chunk, then it
 the bytes go to storage in one write.  Reading back for verification uses the same layout in
 reverse, so it checks what is actually stored, not a cached copy.
 
+``convert`` feeds a shard one chunk row at a time (:meth:`ShardCodec.stream`): each chunk is
+encoded as its row arrives and, on a local disk with the index at the end, written straight to
+the shard file, so a task holds one chunk row, not the shard; the bytes equal :meth:`ShardCodec.encode`
+of the whole block.  Verification reads the index, then one chunk row per ranged read
+(:meth:`ShardCodec.read_rows`).
+
 Zarr v2 arrays (NGFF 0.4) get the same treatment without the index: each chunk of the block is
 encoded in the worker thread and written as its own object (:class:`ChunkFiles`).
 
