@@ -22,7 +22,17 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .readers.base import Channel, PhysicalSize
 
-__all__ = ["OmeImageSummary", "check_xml", "color_hex", "parse_ome_xml", "summarize_ome_xml", "synthesize_ome"]
+__all__ = [
+    "OmeImageSummary",
+    "add_map_annotation",
+    "check_xml",
+    "color_hex",
+    "ome_tiff_metadata",
+    "parse_ome_xml",
+    "signed_rgba",
+    "summarize_ome_xml",
+    "synthesize_ome",
+]
 
 _DOCTYPE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 
@@ -194,3 +204,41 @@ def synthesize_ome(
         )
         images.append(Image(id=f"Image:{index}", name=name, pixels=pixels))
     return OME(images=images, creator="bioimnb")
+
+
+# -- writing ------------------------------------------------------------------------------------
+
+
+def signed_rgba(hex6: str) -> int:
+    """An ``RRGGBB`` colour as OME's signed 32-bit RGBA integer (alpha opaque)."""
+    value = (int(hex6, 16) << 8) | 0xFF
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def ome_tiff_metadata(
+    name: str, physical: PhysicalSize, channel_names: Sequence[str], channel_colors: Sequence[str]
+) -> dict[str, Any]:
+    """The ``metadata`` tifffile writes as OME-XML for one TCZYX image: name, physical sizes in
+    micrometres (only those known) and channel names and colours."""
+    from .metadata.units import OME_MICROMETER
+
+    meta: dict[str, Any] = {"axes": "TCZYX", "Name": name}
+    for axis, value in (("X", physical.X), ("Y", physical.Y), ("Z", physical.Z)):
+        if value is not None:
+            meta[f"PhysicalSize{axis}"] = value
+            meta[f"PhysicalSize{axis}Unit"] = OME_MICROMETER
+    meta["Channel"] = {"Name": list(channel_names), "Color": [signed_rgba(c) for c in channel_colors]}
+    return meta
+
+
+def add_map_annotation(xml: str, annotation_id: str, namespace: str, pairs: dict[str, Any]) -> str:
+    """``xml`` with a MapAnnotation (key/value pairs, e.g. provenance) added to its structured
+    annotations."""
+    from ome_types.model import Map, MapAnnotation, StructuredAnnotations
+
+    ome = parse_ome_xml(xml, "OME-XML")
+    value = Map(ms=[Map.M(k=str(k), value=str(v)) for k, v in pairs.items()])
+    if ome.structured_annotations is None:
+        ome.structured_annotations = StructuredAnnotations()
+    ome.structured_annotations.map_annotations.append(MapAnnotation(id=annotation_id, namespace=namespace, value=value))
+    return str(ome.to_xml())

@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import BioimnbError, CorruptFile
 from ..images import MultiscaleImage, open_image
 from ..jobs import Progress
+from ..ome import add_map_annotation, ome_tiff_metadata
 from ..storage import Resolved, storage_errors
 from .ngff import _channel_colors, _channel_names
 from .options import ConvertOptions
@@ -84,36 +85,9 @@ def _tiles(arr: Any, codec: Any, plan_shape: tuple[int, ...], tile: int, workers
 
 def _ome_metadata(img: MultiscaleImage, plan: ScenePlan) -> dict[str, Any]:
     scene = img.select_scene(plan.index)
-    px = scene.physical_size
-    meta: dict[str, Any] = {"axes": "TCZYX", "Name": plan.name}
-    if px.X is not None:
-        meta.update(PhysicalSizeX=px.X, PhysicalSizeXUnit="µm")
-    if px.Y is not None:
-        meta.update(PhysicalSizeY=px.Y, PhysicalSizeYUnit="µm")
-    if px.Z is not None:
-        meta.update(PhysicalSizeZ=px.Z, PhysicalSizeZUnit="µm")
     names = _channel_names(plan, scene.channels)
     colors = _channel_colors(plan, scene.channels)
-    meta["Channel"] = {"Name": names, "Color": [_signed_rgba(c) for c in colors]}
-    return meta
-
-
-def _signed_rgba(hex6: str) -> int:
-    value = (int(hex6, 16) << 8) | 0xFF
-    return value - (1 << 32) if value >= 1 << 31 else value
-
-
-def _add_provenance(xml: str, provenance: dict[str, Any]) -> str:
-    from ome_types import from_xml
-    from ome_types.model import Map, MapAnnotation, StructuredAnnotations
-
-    ome = from_xml(xml, validate=False)
-    pairs = [Map.M(k=str(k), value=str(v)) for k, v in provenance.items()]
-    ann = MapAnnotation(id="Annotation:bioimnb-provenance", namespace="https://bioimnb.org/provenance", value=Map(ms=pairs))
-    if ome.structured_annotations is None:
-        ome.structured_annotations = StructuredAnnotations()
-    ome.structured_annotations.map_annotations.append(ann)
-    return ome.to_xml()
+    return ome_tiff_metadata(plan.name, scene.physical_size, names, colors)
 
 
 def convert_to_ome_tiff(
@@ -195,7 +169,7 @@ def convert_to_ome_tiff(
     provenance = provenance_record(img, src_res, opts)
     with tifffile.TiffFile(partial) as tf:
         xml = tf.ome_metadata or ""
-    xml = _add_provenance(xml, provenance)
+    xml = add_map_annotation(xml, "Annotation:bioimnb-provenance", "https://bioimnb.org/provenance", provenance)
     tifffile.tiffcomment(partial, xml.encode("utf-8"))
     checks: list[str] = []
     if opts.verify:
