@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ..metadata.units import NGFF_MICROMETER
 from ..readers.base import Channel, PhysicalSize
 from .options import ConvertOptions
 from .plan import ScenePlan
@@ -59,7 +60,7 @@ def image_attrs(
         # An unknown Z spacing gets no unit: its scale of 1 is a placeholder, not 1 µm (readers
         # such as bioimnb's then report Z as unknown instead of an invented 1 µm).
         if known and (name != "z" or physical.Z):
-            ax["unit"] = "micrometer"
+            ax["unit"] = NGFF_MICROMETER
         axes.append(ax)
     base = (
         physical.Z if (known and physical.Z) else 1.0,
