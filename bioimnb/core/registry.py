@@ -199,7 +199,9 @@ _BIOFORMATS_GENERIC = frozenset(
         "bin", "db", "h5", "hdf", "zip", "pattern", "fake", "wav", "env", "par", "set", "rec", "map",
         "mod", "st", "v", "hx", "labels", "grey", "exp", "res", "mea", "lut", "pty", "ps", "eps",
         "epsi", "mov", "avi", "jpe", "thm", "dib", "seq", "ips", "ali", "scan", "spl", "ome", "mdb",
-        "ets", "gif", "bmp", "tim",
+        "gif", "bmp", "tim",
+        # companions: the pixel files of a header that is the image (.ics + .ids, .vsi + .ets)
+        "ids", "ets",
     )
 )  # fmt: skip
 

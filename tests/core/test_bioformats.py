@@ -207,7 +207,6 @@ def test_registry_python_readers_keep_their_formats_bioformats_is_the_fallback()
         ("a.lof", "Leica Object Format", "bioformats"),
         ("a.ims", "Bitplane Imaris", "bioformats"),
         ("a.ics", "Image Cytometry Standard", "bioformats"),
-        ("a.ids", "Image Cytometry Standard", "bioformats"),
         ("a.dcm", "DICOM", "bioformats"),
         ("a.nd", "Metamorph STK", "bioformats"),
         ("a.zvi", "Zeiss Vision Image (ZVI)", "bioformats"),
@@ -215,7 +214,8 @@ def test_registry_python_readers_keep_their_formats_bioformats_is_the_fallback()
         found = registry.format_for_name(name)
         assert found is not None and (found.name, found.reader) == (fmt, reader), name
     # Generic suffixes are no image format: a notes.txt or data.xml stays a plain file.
-    for name in ("notes.txt", "data.xml", "table.csv", "run.log", "x.dat", "x.raw", "x.h5", "a.zip"):
+    # Companion pixel files are part of their header's image, not images of their own.
+    for name in ("notes.txt", "data.xml", "table.csv", "run.log", "x.dat", "x.raw", "x.h5", "a.zip", "a.ids", "a.ets"):
         assert registry.format_for_name(name) is None, name
     names = [f.name for f in registry.formats()]
     assert len(names) == len(set(names))
@@ -424,8 +424,8 @@ def test_ics_written_by_bioformats_opens_through_open_image(ics: tuple[Path, np.
         assert sorted(Path(f).name for f in img.files) == ["cells.ics", "cells.ids"]
         # Tile-wise region reads match the array.
         np.testing.assert_array_equal(img.read(0, t=1, c=0, z=2, y=slice(5, 33), x=slice(7, 41)), data[1, 0, 2, 5:33, 7:41])
-    # The .ids names the same image.
-    with bioimnb.open_image(path.with_suffix(".ids")) as img:
+    # The .ids (a companion, not an image of its own in listings) names the same image.
+    with bfopen(path.with_suffix(".ids")) as img:
         np.testing.assert_array_equal(img.read(0), data)
 
 
@@ -655,3 +655,39 @@ def test_cli_info_reader_bioformats(jvm: None, shared_data: Path) -> None:
     assert info["scenes"][0]["shape"] == [1, 2, 1, 640, 640]
     default = json.loads(run_cli("info", str(src), "--json").stdout)
     assert default["reader"] != "bioformats"
+
+
+# -- everywhere the other readers work: convert, scan ------------------------------------------------
+
+
+@pytest.mark.parametrize("to", ["ome-zarr", "ome-tiff"])
+def test_convert_a_bioformats_format(ics: tuple[Path, np.ndarray], tmp_path: Path, to: str) -> None:
+    """An ICS (read only by Bio-Formats) converts to OME-Zarr and OME-TIFF, verified, pixels equal."""
+    path, data = ics
+    out = tmp_path / ("cells.ome.zarr" if to == "ome-zarr" else "cells.ome.tif")
+    bioimnb.convert(path, out, to=to, chunks=32)
+    with bioimnb.open_image(out) as img:
+        assert img.reader != "bioformats"
+        assert img.shape == data.shape and (img.physical_size.X, img.physical_size.Z) == (0.5, 2.0)
+        np.testing.assert_array_equal(img.read(0), data)
+
+
+def test_scan_reports_a_bioformats_image_and_a_corrupt_one(ics: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    path, data = ics
+    folder = tmp_path / "tree"
+    folder.mkdir()
+    for suffix in (".ics", ".ids"):
+        (folder / f"cells{suffix}").write_bytes(path.with_suffix(suffix).read_bytes())
+    (folder / "broken.oir").write_bytes(b"\x01\x02" * 500)
+    (folder / "notes.txt").write_text("hello")
+    facts = {Path(f.to_dict()["path"]).name: f.to_dict() for f in bioimnb.scan(folder, cache=False)}
+    assert facts["cells.ics"]["kind"] == "image" and facts["cells.ics"]["error"] is None
+    assert facts["cells.ics"]["reader"] == "bioformats" and facts["cells.ics"]["scenes"][0]["shape"] == list(data.shape)
+    assert facts["cells.ids"]["kind"] == "file"  # the header's pixel file: one image, not two
+    broken = facts["broken.oir"]
+    assert broken["kind"] == "image" and "Bio-Formats" in broken["error"] and "\n" not in broken["error"]
+    assert facts["notes.txt"]["kind"] == "file"
+    # The CLI's scan opens images on worker threads that call into Java; the process still exits.
+    proc = run_cli("scan", str(folder), "--no-cache", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.splitlines()[-1])["summary"]

@@ -175,6 +175,13 @@ def _start() -> None:
         log.debug("the JVM did not start", exc_info=True)
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise _NoJvm(f"the Java VM did not start ({first[:200]}); install Java with `{INSTALL_JAVA}`") from exc
+    if threading.current_thread() is not threading.main_thread():
+        # The thread that creates the JVM is attached to it as a normal thread; a worker thread
+        # (scan, dask) ends but stays attached, and the JVM's shutdown at exit would wait for it
+        # forever.  Re-attach it as a daemon.
+        thread = jpype.JClass("java.lang.Thread")
+        thread.detach()
+        thread.attachAsDaemon()
     if not _has_bioformats(jpype):
         raise _NoJvm(f"the Bio-Formats jar {jar} holds no loci.formats.ImageReader; reinstall it with `{INSTALL_JAR}`")
     try:
@@ -287,6 +294,7 @@ class _Pool:
     def borrow(self) -> Any:
         if self.closed:
             raise BioimnbError(self.source, "image is closed")
+        _attach_daemon()
         try:
             return self.free.get_nowait()
         except queue.Empty:
@@ -320,6 +328,18 @@ class _Pool:
             readers = [r for r in self.all if r is not None]
         for r in readers:
             _close_quietly(r)
+
+
+def _attach_daemon() -> None:
+    """Attach the calling thread to the JVM as a daemon thread.  JPype would attach it as a
+    normal one on its first Java call; a worker thread (scan, dask) stays attached after it ends,
+    and at exit the JVM's shutdown waits for every normal thread: the process would hang.
+    Every entry point that may run on a worker thread calls this first."""
+    import jpype
+
+    thread = jpype.JClass("java.lang.Thread")
+    if not thread.isAttached():
+        thread.attachAsDaemon()
 
 
 def _close_quietly(reader: Any) -> None:
@@ -456,6 +476,7 @@ class BioFormatsBackend(Backend):
             pass
         self.path = os.path.realpath(res.path)
         start_jvm(res.url)
+        _attach_daemon()
         import jpype
 
         reader = jpype.JClass("loci.formats.ImageReader")()
@@ -627,6 +648,7 @@ class BioFormatsBackend(Backend):
         """The complete OME-XML Bio-Formats produces for the file (2016-06 schema), the vendor's
         original metadata included as annotations."""
         if self._xml is None:
+            _attach_daemon()
             try:
                 self._xml = str(self.meta.dumpXML())
             except Exception as exc:
