@@ -52,11 +52,13 @@ def bfopen(source: Any, **kw: Any) -> bioimnb.MultiscaleImage:
     return bioimnb.open_image(source, reader="bioformats", **kw)
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, code: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, code: str | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}
     full_env.pop("BIOIMNB_DEBUG", None)
     cmd = [sys.executable, "-c", code] if code else [sys.executable, "-m", "bioimnb.cli", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=180, cwd=REPO)
+    return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout, cwd=REPO)
 
 
 # -- Bio-Formats' own writers: fixtures for formats no Python library writes -----------------------
@@ -617,6 +619,15 @@ def test_a_companion_outside_the_root_is_refused(ics: tuple[Path, np.ndarray], t
     # Without a root it is an ordinary image.
     with bioimnb.open_image(root / "x.ics") as img:
         np.testing.assert_array_equal(img.read(0), data)
+
+
+def test_a_companion_fifo_is_refused_without_blocking(ics: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    """An ICS header whose .ids pixel file is a FIFO: refused before Java could block on it."""
+    path, _ = ics
+    (tmp_path / "x.ics").write_bytes(path.read_bytes().replace(b"cells", b"x"))
+    os.mkfifo(tmp_path / "x.ids")
+    line = _one_line(run_cli("info", str(tmp_path / "x.ics"), timeout=60))
+    assert "'x.ids', which is not a regular file" in line
 
 
 def test_a_fifo_is_refused_without_blocking(jvm: None, tmp_path: Path) -> None:

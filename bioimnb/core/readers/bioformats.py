@@ -461,6 +461,30 @@ class _BioFormatsLevel:
 # --------------------------------------------------------------------------------------------
 
 
+def _check_folder(path: str, source: str) -> None:
+    """Bio-Formats opens a file's companions itself, by name, usually from the same folder
+    (ICS .ids, DICOM series, MetaMorph .nd lists, Olympus .oif folders): a FIFO or device there
+    would block Java's open forever.  Refuse the image while its folder holds one (links
+    followed).  Which companions lie outside the root is checked after Bio-Formats has parsed
+    the file (``getUsedFiles``), before any pixel is read."""
+    import stat
+
+    folder = os.path.dirname(path)
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            if entry.is_file() or entry.is_dir():
+                continue
+            mode = os.stat(entry.path).st_mode
+        except OSError:
+            continue  # a dangling link: nothing to block on
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise CorruptFile(source, f"its folder holds {entry.name!r}, which is not a regular file (Bio-Formats could block on it)")
+
+
 class BioFormatsBackend(Backend):
     reader_name = "bioformats"
 
@@ -475,6 +499,7 @@ class BioFormatsBackend(Backend):
         with open_confined(res.path, res.root, res.url):
             pass
         self.path = os.path.realpath(res.path)
+        _check_folder(self.path, res.url)
         start_jvm(res.url)
         _attach_daemon()
         import jpype
