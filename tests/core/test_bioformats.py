@@ -724,3 +724,28 @@ def test_viewer_tiles_of_a_bioformats_image(ics: tuple[Path, np.ndarray]) -> Non
         png = r.render(0, 0, 0, 0, 0, 0, view.channels)
         assert png.startswith(b"\x89PNG")
         assert r.info(0)["format"] == "Image Cytometry Standard"
+
+
+def test_a_100k_image_reads_only_the_region_asked_for(jvm: None, tmp_path: Path) -> None:
+    """Bio-Formats' simulated 100k x 100k image (a ``.fake`` file names its size): a 512 x 512
+    read asks Bio-Formats for exactly that region; the coarsest (virtual) level reads only its
+    sampled rows, one row each, never a full-resolution band."""
+    path = tmp_path / "big&sizeX=100000&sizeY=100000&pixelType=uint8.fake"
+    path.write_text("[GlobalMetadata]\n")
+    with bfopen(path) as img:
+        assert img.shape == (1, 1, 1, 100000, 100000) and img.virtual_pyramid
+        level = img._data.levels[0].native
+        calls: list[tuple[int, int, int, int]] = []
+        original = level._open_bytes
+
+        def spy(reader: Any, no: int, ya: int, yb: int, xa: int, xb: int) -> np.ndarray:
+            calls.append((ya, yb, xa, xb))
+            return original(reader, no, ya, yb, xa, xb)
+
+        level._open_bytes = spy
+        tile = img.read(0, t=0, c=0, z=0, y=slice(51200, 51712), x=slice(70000, 70512))
+        assert tile.shape == (512, 512) and calls == [(51200, 51712, 70000, 70512)]
+        calls.clear()
+        coarse = img.read(len(img.levels) - 1)
+        rows = coarse.shape[3]
+        assert len(calls) == rows and all(yb - ya == 1 for ya, yb, _, _ in calls)

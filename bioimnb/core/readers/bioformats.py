@@ -464,7 +464,7 @@ class _BioFormatsLevel:
 def _check_folder(path: str, source: str) -> None:
     """Bio-Formats opens a file's companions itself, by name, usually from the same folder
     (ICS .ids, DICOM series, MetaMorph .nd lists, Olympus .oif folders): a FIFO or device there
-    would block Java's open forever.  Refuse the image while its folder holds one (links
+    would block Java's open forever (sockets cannot be opened, so they are harmless).  Refuse the image while its folder holds one (links
     followed).  Which companions lie outside the root is checked after Bio-Formats has parsed
     the file (``getUsedFiles``), before any pixel is read."""
     import stat
@@ -481,7 +481,8 @@ def _check_folder(path: str, source: str) -> None:
             mode = os.stat(entry.path).st_mode
         except OSError:
             continue  # a dangling link: nothing to block on
-        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        # Sockets cannot be opened as files (no block); FIFOs and devices can block forever.
+        if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
             raise CorruptFile(source, f"its folder holds {entry.name!r}, which is not a regular file (Bio-Formats could block on it)")
 
 
