@@ -749,3 +749,40 @@ def test_a_100k_image_reads_only_the_region_asked_for(jvm: None, tmp_path: Path)
         coarse = img.read(len(img.levels) - 1)
         rows = coarse.shape[3]
         assert len(calls) == rows and all(yb - ya == 1 for ya, yb, _, _ in calls)
+
+
+def test_levels_pickle_for_dask_workers(ics: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    """convert(..., scheduler=...) ships levels to worker processes: a level unpickled in a fresh
+    process reopens the file there (same root) and reads the same pixels."""
+    import pickle
+
+    path, data = ics
+    with bioimnb.open_image(path, root=path.parent) as img:
+        blob = tmp_path / "level.pickle"
+        blob.write_bytes(pickle.dumps(img._data.levels[0].native))
+    code = (
+        "import pickle, sys, numpy as np\n"
+        f"level = pickle.loads(open({str(blob)!r}, 'rb').read())\n"
+        "arr = level[1, 0, 2, 5:30, 7:40]\n"
+        "assert level.backend.res.root is not None\n"
+        "np.save(sys.stdout.buffer, arr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    import io
+
+    np.testing.assert_array_equal(np.load(io.BytesIO(proc.stdout)), data[1, 0, 2, 5:30, 7:40])
+
+
+def test_convert_on_a_dask_cluster(ics: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    """A Bio-Formats image converts on a local dask cluster of worker processes (each opens the
+    file in its own JVM)."""
+    from distributed import LocalCluster
+
+    path, data = ics
+    dest = tmp_path / "cluster.ome.zarr"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1") as cluster:
+        report = bioimnb.convert(path, dest, scheduler=cluster.scheduler_address, chunks=16)
+    assert report.written_blocks > 0
+    with bioimnb.open_image(dest) as out:
+        np.testing.assert_array_equal(out.read(0), data)

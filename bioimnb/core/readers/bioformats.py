@@ -366,6 +366,12 @@ class _BioFormatsLevel:
         self.chunks = (1, 1, 1, min(th, facts["y"]) or 1, min(tw, facts["x"]) or 1) + ((s,) if s > 1 else ())
         self.dtype = self.native_dtype
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled for dask workers (``convert(..., scheduler=...)``) as what reopens it: the
+        file, its root, series, level; the worker opens the file once per process."""
+        res = self.backend.res
+        return (_reopen_level, (res.path, res.root, self.series, self.resolution, self.facts))
+
     def _plane(self, reader: Any, t: int, c: int, z: int) -> int:
         return int(reader.getIndex(z, c, t))
 
@@ -459,6 +465,23 @@ class _BioFormatsLevel:
 # --------------------------------------------------------------------------------------------
 # The backend
 # --------------------------------------------------------------------------------------------
+
+
+_reopened: dict[tuple[str, str | None], BioFormatsBackend] = {}
+_reopen_lock = threading.Lock()
+
+
+def _reopen_level(path: str, root: str | None, series: int, resolution: int, facts: dict[str, Any]) -> _BioFormatsLevel:
+    """A level unpickled in another process: the file is opened there once (and kept open for
+    the life of that worker process), with the same root confinement."""
+    from ..storage import resolve
+
+    with _reopen_lock:
+        backend = _reopened.get((path, root))
+        if backend is None or backend.pool.closed:
+            backend = BioFormatsBackend(resolve(path, root=root))
+            _reopened[(path, root)] = backend
+    return _BioFormatsLevel(backend, series, resolution, facts)
 
 
 def _check_folder(path: str, source: str) -> None:
