@@ -594,6 +594,11 @@ def test_info_on_ome_tiff_and_ome_zarr_starts_no_jvm(images: dict) -> None:
     assert proc.returncode == 0 and "NOJVM" in proc.stdout, proc.stderr
 
 
+def test_a_folder_is_refused_in_one_line(images: dict) -> None:
+    with pytest.raises(UnsupportedFormat, match="Bio-Formats reads files, not folders"):
+        bfopen(images["ngff05"][0])
+
+
 def test_remote_sources_are_refused_in_one_line(jvm: None) -> None:
     import fsspec
 

@@ -518,6 +518,8 @@ class BioFormatsBackend(Backend):
             raise UnsupportedFormat(res.url, "Bio-Formats reads local files only")
         self.res = res
         self.format_name = "Bio-Formats"
+        if os.path.isdir(res.path):
+            raise UnsupportedFormat(res.url, "Bio-Formats reads files, not folders (an OME-Zarr opens with the zarr reader)")
         # The file itself: a regular file, inside the root after resolving links (a FIFO would
         # hang Java's open; open_confined refuses it without blocking).
         with open_confined(res.path, res.root, res.url):
