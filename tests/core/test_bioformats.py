@@ -48,6 +48,17 @@ def jvm() -> None:
         pytest.skip(f"Bio-Formats unavailable (Java or the jar is missing): {reason}")
 
 
+@pytest.fixture(scope="module")
+def jar() -> str:
+    """The Bio-Formats jar (for tests that simulate a missing or broken Java)."""
+    found = bf.find_jar()
+    if found is None:
+        if os.environ.get("BIOIMNB_REQUIRE_BIOFORMATS"):
+            pytest.fail(f"the Bio-Formats jar is required here but not installed ({bf.INSTALL_JAR})")
+        pytest.skip(f"the Bio-Formats jar is not installed ({bf.INSTALL_JAR})")
+    return found
+
+
 def bfopen(source: Any, **kw: Any) -> bioimnb.MultiscaleImage:
     return bioimnb.open_image(source, reader="bioformats", **kw)
 
@@ -559,14 +570,14 @@ def test_missing_jar_is_one_line_and_other_readers_keep_working(images: dict, tm
     assert proc.returncode == 0 and json.loads(proc.stdout)["format"] == "OME-TIFF"
 
 
-def test_jvm_that_fails_to_start_is_one_line(tmp_path: Path) -> None:
+def test_jvm_that_fails_to_start_is_one_line(jar: str, tmp_path: Path) -> None:
     oir = tmp_path / "a.oir"
     oir.write_bytes(b"\0" * 100)
     line = _one_line(run_cli("info", str(oir), env={"BIOIMNB_JVM_PATH": str(tmp_path / "libjvm.so")}))
     assert "Java VM did not start" in line and bf.INSTALL_JAVA in line
 
 
-def test_missing_java_is_one_line(tmp_path: Path) -> None:
+def test_missing_java_is_one_line(jar: str, tmp_path: Path) -> None:
     """No JVM found (JPype's search made to fail): the install command for Debian's JRE."""
     oir = tmp_path / "a.oir"
     oir.write_bytes(b"\0" * 100)
