@@ -189,6 +189,23 @@ class TestBioFormatsIcsByDefault(ReaderTests):
         return {"source": path, "format": "Image Cytometry Standard", "scenes": 1, "level0": data, "physical_x": 0.5}
 
 
+@pytest.fixture(scope="module")
+def dicom(jvm: None, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
+    """A DICOM written by Bio-Formats' DicomWriter, alone in its folder (Bio-Formats groups the
+    DICOM files of a folder into one image)."""
+    d = tmp_path_factory.mktemp("dicom")
+    data = RNG.integers(0, 4000, (1, 2, 3, 40, 50), dtype=np.uint16)
+    bf_write(d / "series.dcm", data, "DicomWriter", sizes=(0.4, 0.4, 1.0))
+    return d / "series.dcm", data
+
+
+class TestBioFormatsDicomByDefault(ReaderTests):
+    @pytest.fixture
+    def case(self, dicom: tuple[Path, np.ndarray]) -> dict[str, Any]:
+        path, data = dicom
+        return {"source": path, "format": "DICOM", "scenes": 1, "level0": data, "physical_x": 0.4}
+
+
 # -- the registry ---------------------------------------------------------------------------------
 
 
@@ -442,10 +459,8 @@ def test_ics_written_by_bioformats_opens_through_open_image(ics: tuple[Path, np.
         np.testing.assert_array_equal(img.read(0), data)
 
 
-def test_dicom_written_by_bioformats_opens_through_open_image(jvm: None, tmp_path: Path) -> None:
-    data = RNG.integers(0, 4000, (1, 2, 3, 40, 50), dtype=np.uint16)
-    path = tmp_path / "series.dcm"
-    bf_write(path, data, "DicomWriter", sizes=(0.4, 0.4, 1.0))
+def test_dicom_written_by_bioformats_opens_through_open_image(dicom: tuple[Path, np.ndarray]) -> None:
+    path, data = dicom
     with bioimnb.open_image(path) as img:
         assert (img.reader, img.format) == ("bioformats", "DICOM")
         assert img.shape == data.shape
