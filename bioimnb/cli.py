@@ -203,10 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _quiet_libraries() -> None:
-    # Readers chatter through logging and warnings; the CLI reports errors itself.
-    warnings.simplefilter("ignore")
-    logging.basicConfig(level=logging.CRITICAL)
-    for name in ("tifffile", "bioio", "bioio_base", "s3fs", "aiobotocore", "botocore", "fsspec"):
+    # Readers chatter through logging and warnings; the CLI reports errors itself.  Nothing is
+    # printed (a NullHandler on the root), but levels stay as they are: the TIFF reader listens to
+    # tifffile's warnings to tell a truncated file from a good one.
+    root = logging.getLogger()
+    if not any(isinstance(h, logging.NullHandler) for h in root.handlers):
+        root.addHandler(logging.NullHandler())
+    for name in ("bioio", "bioio_base", "s3fs", "aiobotocore", "botocore", "fsspec"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
@@ -218,7 +221,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .core.errors import BioimnbError
 
     try:
-        return func(args)
+        with warnings.catch_warnings():  # restored when main() returns (it may run in-process)
+            warnings.simplefilter("ignore")
+            return func(args)
     except BioimnbError as exc:
         _error_line(str(exc))
         from .core.convert import ConversionCancelled
