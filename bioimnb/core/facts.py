@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .classify import Classified
 from .errors import BioimnbError
 from .jobs import Executor
 from .version import VERSION
@@ -134,19 +135,32 @@ def ome_acquisition(xml: str | bytes | None, source: object) -> dict[str, str | 
     return out
 
 
-def _facts_task(source: str, root: str | None, shown: str, storage_options: dict[str, Any]) -> ImageFacts:
+def _facts_task(
+    source: str, root: str | None, shown: str, found: Classified | None, storage_options: dict[str, Any]
+) -> ImageFacts:
     """:func:`image_facts` as a picklable job task (for a Dask cluster)."""
-    return image_facts(source, root=root, shown=shown, **storage_options)
+    return image_facts(source, root=root, shown=shown, found=found, **storage_options)
 
 
-def image_facts(source: str, *, root: str | None = None, shown: str | None = None, **storage_options: Any) -> ImageFacts:
-    """Facts of one image, from its headers (never pixels).  Errors become ``error``."""
-    from .classify import classify
-    from .images import open_image
+def image_facts(
+    source: str,
+    *,
+    root: str | None = None,
+    shown: str | None = None,
+    found: Classified | None = None,
+    **storage_options: Any,
+) -> ImageFacts:
+    """Facts of one image, from its headers (never pixels).  Errors become ``error``.
+    ``found``: the source's classification when the caller has it (a listing did it)."""
+    from .classify import classify_resolved
+    from .images import open_resolved
+    from .storage import resolve
 
     path = shown or source
     try:
-        found = classify(source, root=root, **storage_options)
+        res = resolve(source, root=root, **storage_options)
+        if found is None:
+            found = classify_resolved(res)
     except BioimnbError as exc:
         return ImageFacts(path, "file", error=exc.reason)
     if found.kind != "image":
@@ -165,7 +179,7 @@ def image_facts(source: str, *, root: str | None = None, shown: str | None = Non
     if found.error:
         return facts
     try:
-        with open_image(source, root=root, **storage_options) as img:
+        with open_resolved(res, found=found) as img:
             info = img.describe()
             facts.format = img.format
             facts.reader = img.reader
@@ -388,7 +402,7 @@ def _scan(
                     state.cached += 1
                     result = hit
                 else:
-                    result = executor.submit(_facts_task, source, root_text, entry.path, storage_options)
+                    result = executor.submit(_facts_task, source, root_text, entry.path, entry.found, storage_options)
             pending.append((entry, result, stamp))
             window = 2 * executor.workers
             while len(pending) > window or (pending and isinstance(pending[0][1], ImageFacts)):

@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import dask.array as da
     from ome_types import OME
 
+    from .classify import Classified
+
 __all__ = ["MultiscaleImage", "PhysicalSize", "Channel", "open_image"]
 
 class MultiscaleImage:
@@ -259,13 +261,15 @@ class MultiscaleImage:
             return f"<MultiscaleImage {self.source!r}>"
 
 
-def _open_backend(res: Resolved, reader: str | None = None) -> Backend:
-    """Ask the classification what the source is, then the registry's reader to open it
-    (``reader``: that registered reader instead of the one the registry would pick)."""
+def _open_backend(res: Resolved, reader: str | None = None, found: Classified | None = None) -> Backend:
+    """Ask the classification what the source is (``found``: already known, e.g. from a
+    listing), then the registry's reader to open it (``reader``: that registered reader instead
+    of the one the registry would pick)."""
     from .classify import classify_resolved
     from .registry import Format, format_by_name, reader_for, readers
 
-    found = classify_resolved(res)
+    if found is None:
+        found = classify_resolved(res)
     if reader is not None:
         chosen = next((r for r in readers() if r.name == reader), None)
         if chosen is None:
@@ -331,8 +335,15 @@ def open_image(
     """
     if isinstance(source, MultiscaleImage):
         return source if scene is None else source.select_scene(scene)
-    res = resolve(source, root=root, **storage_options)
-    backend = _open_backend(res, reader)
+    return open_resolved(resolve(source, root=root, **storage_options), scene, reader=reader)
+
+
+def open_resolved(
+    res: Resolved, scene: int | str | None = None, *, reader: str | None = None, found: Classified | None = None
+) -> MultiscaleImage:
+    """:func:`open_image` of an already resolved source, and optionally already classified
+    (the scan passes what the listing found, so nothing is read twice)."""
+    backend = _open_backend(res, reader, found)
     try:
         image = MultiscaleImage(backend, 0)
         if not backend.scene_names:

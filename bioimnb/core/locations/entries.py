@@ -49,16 +49,24 @@ class Entry:
     """A token that changes when the entry changes (size and mtime, ETag, or a digest of a
     zarr's metadata); None when the storage gives none.  Not part of the listing's JSON."""
 
+    found: Classified | None = field(default=None, repr=False, compare=False)
+    """The classification behind the entry (not part of the listing's JSON)."""
+
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        found, self.found = self.found, None
+        try:
+            data = asdict(self)
+        finally:
+            self.found = found
         data.pop("stamp")
+        data.pop("found")
         return data
 
     @classmethod
     def of(cls, name: str, path: str, found: Classified) -> Entry:
         """The entry for a classification (one decision for every lister)."""
         size = None if found.kind == "folder" or found.is_dir else found.size
-        return cls(name, path, found.kind, found.format, size, found.files, found.incomplete, found.error, found.stamp)
+        return cls(name, path, found.kind, found.format, size, found.files, found.incomplete, found.error, found.stamp, found)
 
 
 @dataclass
