@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="tree size factor (1.0: about 10,000 files)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--peer-every", type=int, default=10, help="the peer opens every N-th file")
-    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=None, help="default: scan's own (4 local, 16 remote)")
     parser.add_argument("--no-s3", action="store_true", help="skip the SeaweedFS part")
     args = parser.parse_args(argv)
     if args.quick:

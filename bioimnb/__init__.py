@@ -32,8 +32,8 @@ __all__ = [
 if TYPE_CHECKING:  # pragma: no cover
     from .core.convert import convert
     from .core.errors import BioimnbError
-    from .core.images import MultiscaleImage, open_image
     from .core.facts import scan
+    from .core.images import MultiscaleImage, open_image
     from .core.locations import Location, browse
 
 _LAZY = {

@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("url", nargs="?", default=".", help="folder, s3://bucket/prefix/ or http(s) URL")
     sc.add_argument("--json", action="store_true", help="JSON Lines: one object per entry, then a summary line")
     sc.add_argument("--no-recursive", action="store_true", help="only the folder itself, not its subfolders")
-    sc.add_argument("--workers", type=_page_size, default=4, metavar="N", help="images opened at once (default 4)")
+    sc.add_argument("--workers", type=_page_size, default=None, metavar="N", help="images opened at once (default 4 local, 16 remote)")
     sc.add_argument("--no-cache", action="store_true", help="open every image again (ignore the facts cache)")
     add_storage_args(sc)
     sc.set_defaults(func=_cmd_scan)

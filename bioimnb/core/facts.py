@@ -321,7 +321,7 @@ def scan(
     recursive: bool = True,
     root: str | os.PathLike[str] | None = None,
     progress: Callable[[ScanProgress], None] | None = None,
-    workers: int = 4,
+    workers: int | None = None,
     cache: bool | str | os.PathLike[str] = True,
     show_hidden: bool = False,
     scheduler: Any = None,
@@ -330,8 +330,8 @@ def scan(
 ) -> Scan:
     """Facts for every image and file under ``url`` (a folder, bucket or prefix).
 
-    Images are opened for their headers on ``workers`` threads, at most ``2 * workers`` at a
-    time; results come in walk order.  Unreadable files are entries with ``error``, never an
+    Images are opened for their headers on ``workers`` threads (default 4 for local folders,
+    16 for object stores and HTTP), at most ``2 * workers`` at a time; results come in walk order.  Unreadable files are entries with ``error``, never an
     exception.  ``cache``: True (the user cache file), a path to a cache file, or False.
     ``scheduler`` runs the opening elsewhere (a ``dask.distributed`` address or client, as for
     convert; default: local threads).  ``cancel`` (a ``threading.Event``) stops the walk: what
@@ -352,7 +352,7 @@ def _scan(
     recursive: bool,
     root: str | os.PathLike[str] | None,
     progress: Callable[[ScanProgress], None] | None,
-    workers: int,
+    workers: int | None,
     cache: bool | str | os.PathLike[str],
     show_hidden: bool,
     scheduler: Any,
@@ -367,6 +367,9 @@ def _scan(
     state.started = time.perf_counter()
     root_text = None if root is None else os.fspath(root)
     pending: deque[tuple[Any, Any, str | None]] = deque()
+    if workers is None:
+        # Opening headers is mostly waiting on object stores and HTTP, mostly CPU locally.
+        workers = 4 if "://" not in os.fspath(url) or os.fspath(url).startswith("file://") else 16
     executor = Executor(scheduler, workers=max(1, workers), name="bioimnb-scan")
 
     def finish(entry: Any, result: Any, stamp: str | None) -> ImageFacts:
