@@ -135,7 +135,9 @@ def test_ngff_image_levels_labels_metadata(images, key, version):
 
 
 def test_ngff_opening_reads_no_chunks(images, monkeypatch):
-    from bioimnb.core.readers.zarr_ngff import ConfinedLocalStore as LocalStore  # the reader's store
+    from bioimnb.core.readers.zarr_ngff import (
+        ConfinedLocalStore as LocalStore,  # the reader's store
+    )
 
     keys: list[str] = []
     original = LocalStore.get
