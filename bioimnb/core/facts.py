@@ -110,7 +110,7 @@ def ome_acquisition(xml: str | bytes | None, source: object) -> dict[str, str | 
     out: dict[str, str | None] = {"acquired": None, "instrument": None, "objective": None}
     if not xml:
         return out
-    from .ome import check_xml
+    from .metadata.ome import check_xml
 
     try:
         root = ET.fromstring(check_xml(xml, source))

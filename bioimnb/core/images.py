@@ -149,7 +149,7 @@ class MultiscaleImage:
         """The OME model (ome-types): the file's own OME-XML, or one built from what is known."""
         build = self._data.ome
         if build is None:
-            from .ome import synthesize_ome
+            from .metadata.ome import synthesize_ome
 
             d = self._data
             return synthesize_ome([(d.name, self.shape, self.dtype, d.physical_size, d.channels)])

@@ -330,7 +330,7 @@ def test_huge_declared_zarr_is_refused(tmp_path):
 
 
 def test_hostile_ome_xml_is_refused_quickly():
-    from bioimnb.core.ome import parse_ome_xml
+    from bioimnb.core.metadata.ome import parse_ome_xml
 
     bomb = (
         '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>'
@@ -419,7 +419,7 @@ RICH_OME = (
 
 def test_ome_summary_agrees_with_ome_types():
     """The quick XML read used on open gives what the ome-types model says."""
-    from bioimnb.core.ome import color_hex, parse_ome_xml, summarize_ome_xml
+    from bioimnb.core.metadata.ome import color_hex, parse_ome_xml, summarize_ome_xml
 
     model = parse_ome_xml(RICH_OME, "rich.ome.tif")
     summary = summarize_ome_xml(RICH_OME, "rich.ome.tif")
@@ -435,7 +435,7 @@ def test_ome_summary_agrees_with_ome_types():
 
 
 def test_ome_summary_refuses_what_the_model_refuses():
-    from bioimnb.core.ome import summarize_ome_xml
+    from bioimnb.core.metadata.ome import summarize_ome_xml
 
     bomb = '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><OME><Image Name="&a;"/></OME>'
     with pytest.raises(CorruptFile, match="DOCTYPE"):

@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import BioimnbError, CorruptFile
 from ..images import MultiscaleImage, open_image
 from ..jobs import Progress
-from ..ome import add_map_annotation, ome_tiff_metadata
+from ..metadata.ome import add_map_annotation, ome_tiff_metadata
 from ..storage import Resolved, storage_errors
 from .ngff import _channel_colors, _channel_names
 from .options import ConvertOptions

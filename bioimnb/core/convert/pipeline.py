@@ -483,7 +483,7 @@ def _plate_attrs(img: MultiscaleImage, plans: list[ScenePlan], opts: ConvertOpti
 
 def _ome_xml_for(img: MultiscaleImage, plans: list[ScenePlan]) -> str:
     """The full OME-XML of the source restricted to the converted scenes."""
-    from ..ome import synthesize_ome
+    from ..metadata.ome import synthesize_ome
 
     ome = img.ome
     if len(ome.images) >= len(img.scenes):

@@ -38,8 +38,8 @@ from ..axes import AxisMap
 from ..errors import BioimnbError, CorruptFile, PathEscapesRoot, SourceNotFound, UnsupportedFormat
 from ..limits import limits
 from ..metadata.colors import default_colors
+from ..metadata.ome import color_hex, parse_ome_xml
 from ..metadata.units import to_micrometres
-from ..ome import color_hex, parse_ome_xml
 from ..storage import inside, open_confined
 from .base import (
     Backend,

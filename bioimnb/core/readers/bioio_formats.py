@@ -16,7 +16,7 @@ import numpy as np
 
 from ..axes import AxisMap
 from ..errors import BioimnbError, CorruptFile, UnsupportedFormat
-from ..ome import check_xml, synthesize_ome
+from ..metadata.ome import check_xml, synthesize_ome
 from ..storage import Resolved, storage_errors
 from .base import (
     Backend,

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..axes import AxisMap
 from ..errors import BioimnbError, CorruptFile, PathEscapesRoot, UnsupportedFormat
-from ..ome import synthesize_ome
+from ..metadata.ome import synthesize_ome
 from ..storage import Resolved, inside
 from .base import Backend, Channel, Level, PhysicalSize, SceneData
 

@@ -24,8 +24,7 @@ import zarr
 from ..axes import AxisMap
 from ..errors import BioimnbError, CorruptFile, PathEscapesRoot, UnsupportedFormat
 from ..limits import limits
-from ..metadata.units import LENGTH_UM, to_micrometres, unit_factor
-from ..ome import (
+from ..metadata.ome import (
     OmeImageSummary,
     check_xml,
     color_hex,
@@ -33,6 +32,7 @@ from ..ome import (
     summarize_ome_xml,
     synthesize_ome,
 )
+from ..metadata.units import LENGTH_UM, to_micrometres, unit_factor
 from ..storage import Resolved, inside, open_confined, read_confined, read_head, storage_errors
 from .base import (
     Backend,

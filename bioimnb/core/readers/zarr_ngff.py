@@ -41,8 +41,8 @@ from zarr.storage import FsspecStore, LocalStore
 from ..axes import AxisMap
 from ..errors import BioimnbError, CorruptFile, PathEscapesRoot, UnsupportedFormat
 from ..limits import limits
+from ..metadata.ome import color_hex, parse_ome_xml, synthesize_ome
 from ..metadata.units import unit_factor
-from ..ome import color_hex, parse_ome_xml, synthesize_ome
 from ..storage import Resolved, inside, open_confined, storage_errors
 from .base import (
     Backend,

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import CorruptFile
-from .limits import limits
+from ..errors import CorruptFile
+from ..limits import limits
 
 if TYPE_CHECKING:  # pragma: no cover
     from ome_types import OME
 
-    from .readers.base import Channel, PhysicalSize
+    from ..readers.base import Channel, PhysicalSize
 
 __all__ = [
     "OmeImageSummary",
@@ -220,7 +220,7 @@ def ome_tiff_metadata(
 ) -> dict[str, Any]:
     """The ``metadata`` tifffile writes as OME-XML for one TCZYX image: name, physical sizes in
     micrometres (only those known) and channel names and colours."""
-    from .metadata.units import OME_MICROMETER
+    from .units import OME_MICROMETER
 
     meta: dict[str, Any] = {"axes": "TCZYX", "Name": name}
     for axis, value in (("X", physical.X), ("Y", physical.Y), ("Z", physical.Z)):
