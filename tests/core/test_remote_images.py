@@ -70,3 +70,18 @@ def test_http_ngff04_and_ome_tiff(http_server, images):
     np.testing.assert_array_equal(t.read(0, t=0, c=0, z=0, y=slice(200, 456), x=slice(300, 556)), truth[0][0, 200:456, 300:556])
     with pytest.raises(SourceNotFound):
         bioimnb.open_image(f"{base}/nothing-here.ome.tif")
+
+
+def test_s3_czi_through_a_presigned_url(s3, shared_data):
+    """bioio-czi reads no S3 credentials; bioimnb hands it a short-lived presigned URL."""
+    name = s3.make_bucket("czi")
+    src = shared_data / "czi" / "CellDivision_T3_Z5_CH2_X240_Y170_comp1.czi"
+    s3.put(name, {"cells.czi": src.read_bytes(), "broken.czi": b"ZISRAWFILE" + b"\0" * 200})
+    remote = bioimnb.open_image(f"s3://{name}/cells.czi", **s3.storage_options)
+    local = bioimnb.open_image(src)
+    assert remote.shape == local.shape and remote.reader == "bioio-czi"
+    np.testing.assert_array_equal(remote.read(0, t=1, z=2), local.read(0, t=1, z=2))
+    with pytest.raises(bioimnb.BioimnbError) as info:
+        bioimnb.open_image(f"s3://{name}/broken.czi", **s3.storage_options)
+    text = str(info.value)
+    assert text.startswith(f"s3://{name}/broken.czi: ") and "Signature" not in text and s3.key not in text

@@ -38,6 +38,11 @@ _READERS = {
 }
 
 
+def _is_s3(res: Resolved) -> bool:
+    protocols = res.fs.protocol if isinstance(res.fs.protocol, (tuple, list)) else (res.fs.protocol,)
+    return bool({"s3", "s3a"} & set(protocols))
+
+
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
@@ -76,7 +81,13 @@ class BioioBackend(Backend):
 
         target = self.res.path if self.res.local else self.res.url
         kwargs: dict[str, Any] = {}
-        if not self.res.local:
+        if not self.res.local and self.reader_name == "bioio-czi" and _is_s3(self.res):
+            # bioio-czi reads remote files through its own HTTP client (local paths and http(s)
+            # URLs only, no S3 credentials): hand it a short-lived presigned URL instead.  The
+            # URL stays in this process; errors show the s3:// source (query strings dropped).
+            with storage_errors(self.res.url):
+                target = self.res.fs.sign(self.res.path, expiration=3600)
+        elif not self.res.local:
             kwargs["fs_kwargs"] = self.res.options
         with storage_errors(self.res.url):
             try:
@@ -86,7 +97,8 @@ class BioioBackend(Backend):
             except (FileNotFoundError, PermissionError, ConnectionError):
                 raise
             except Exception as exc:
-                raise CorruptFile(self.res.url, f"{self.reader_name} cannot read it ({_first_line(exc)})") from exc
+                why = _first_line(exc).replace(target, self.res.url)  # never show a signed URL
+                raise CorruptFile(self.res.url, f"{self.reader_name} cannot read it ({why})") from None
 
     @property
     def scene_names(self) -> list[str]:
