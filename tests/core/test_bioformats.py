@@ -365,7 +365,7 @@ def test_generated_fixture_python_reader_and_bioformats_agree(
 # -- interoperability: every kind of OME-TIFF bioimnb convert writes, read by Bio-Formats ------
 
 
-def _check_ome_tiff_output(src: Any, out: Path, *, scenes: int, rgb_as_channels: bool = False) -> None:
+def _check_ome_tiff_output(src: Any, out: Path, *, scenes: int) -> None:
     """The OME-TIFF that convert wrote: Bio-Formats sees the same scenes, sizes, physical sizes,
     channel names, resolution levels and pixels (every level) as bioimnb, and its OME-XML
     validates against the OME 2016-06 schema."""
@@ -380,23 +380,15 @@ def _check_ome_tiff_output(src: Any, out: Path, *, scenes: int, rgb_as_channels:
         for i in range(scenes):
             a, b, s = ours.select_scene(i), theirs.select_scene(i), s0.select_scene(i)
 
-            def as_seen(shape: tuple[int, ...]) -> tuple[int, ...]:
-                return (shape[0], shape[5], *shape[2:5]) if rgb_as_channels and len(shape) == 6 else shape
-
-            assert [as_seen(x) for x in a.level_shapes] == b.level_shapes and not b.virtual_pyramid
-            assert as_seen(s.shape) == b.shape and b.dtype == s.dtype
-            if not rgb_as_channels:
-                assert b.channel_names == a.channel_names == s.channel_names
+            assert a.level_shapes == b.level_shapes and not b.virtual_pyramid
+            assert s.shape == b.shape and b.dtype == s.dtype
+            assert b.channel_names == a.channel_names == s.channel_names
             for axis in "XYZ":
                 pa, pb = getattr(s.physical_size, axis), getattr(b.physical_size, axis)
                 assert (pa is None) == (pb is None) and (pa is None or pb == pytest.approx(pa, rel=1e-6)), axis
-            def pixels(img: bioimnb.MultiscaleImage, level: int) -> np.ndarray:
-                arr = img.read(level)
-                return np.moveaxis(arr, -1, 1)[:, :, 0] if rgb_as_channels and arr.ndim == 6 else arr
-
-            np.testing.assert_array_equal(b.read(0), pixels(s, 0))
+            np.testing.assert_array_equal(b.read(0), s.read(0))
             for level in range(len(a.levels)):
-                np.testing.assert_array_equal(b.read(level), pixels(a, level))
+                np.testing.assert_array_equal(b.read(level), a.read(level))
 
 
 @pytest.mark.parametrize("kind", ["single", "czt_stack", "time_series", "multi_scene", "rgb", "plate"])
@@ -427,13 +419,10 @@ def test_convert_ome_tiff_output_opens_in_bioformats(jvm: None, images: dict, tm
             scenes = len(p.scenes)
     out = tmp_path / f"{kind}.ome.tif"
     bioimnb.convert(src, out, to="ome-tiff", chunks=256)
-    # RGB output declares three 1-sample channels over one interleaved IFD (TiffData
-    # PlaneCount=3): Bio-Formats then sees three channels R, G, B, with the right pixels.
-    # test_rgb_ome_tiff_output_is_one_rgb_channel_in_bioformats tracks the fix.
-    _check_ome_tiff_output(src, out, scenes=scenes, rgb_as_channels=kind == "rgb")
+    # RGB output is one channel of 3 samples per pixel, as Bio-Formats, Fiji and OMERO expect.
+    _check_ome_tiff_output(src, out, scenes=scenes)
 
 
-@pytest.mark.xfail(strict=True, reason="convert's OME-TIFF writer declares RGB as 3 channels of SamplesPerPixel=1")
 def test_rgb_ome_tiff_output_is_one_rgb_channel_in_bioformats(jvm: None, images: dict, tmp_path: Path) -> None:
     out = tmp_path / "rgb.ome.tif"
     bioimnb.convert(images["svs"][0], out, to="ome-tiff", chunks=256)

@@ -131,13 +131,16 @@ def test_rgb_slide_to_ome_tiff_read_back_by_tifffile_and_bioio(images, tmp_path)
         from ome_types import from_xml
 
         ome = from_xml(tf.ome_metadata, validate=True)
-        assert [c.name for c in ome.images[0].pixels.channels] == ["R", "G", "B"]
+        # One RGB channel of 3 samples per pixel (what Fiji, OMERO and Bio-Formats expect).
+        channels = ome.images[0].pixels.channels
+        assert [(c.name, c.samples_per_pixel) for c in channels] == [("RGB", 3)]
+        assert tf.pages[0].photometric == tifffile.PHOTOMETRIC.RGB
         assert ome.images[0].pixels.physical_size_x == pytest.approx(0.499)
         assert any(a.namespace.endswith("provenance") for a in ome.structured_annotations.map_annotations)
     from bioio import BioImage
 
     bio = BioImage(str(dest), reader=__import__("bioio_ome_tiff").Reader)
-    np.testing.assert_array_equal(bio.get_image_data("CYX", T=0, Z=0), truth[0].transpose(2, 0, 1))
+    np.testing.assert_array_equal(bio.get_image_data("YXS", T=0, C=0, Z=0), truth[0])
 
 
 @pytest.mark.parametrize("name", ["S3_1Pos_2Mosaic_T1_Z1_CH1.czi", "CellDivision_T3_Z5_CH2_X240_Y170_comp1.czi", "DAPI_GFP.czi"])

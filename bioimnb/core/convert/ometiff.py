@@ -40,7 +40,18 @@ from .work import block_digest, dest_codec
 _TIFF_COMPRESSION = {"zstd": "zstd", "zlib": "zlib", "none": None}
 
 
-def _tiles(arr: Any, codec: Any, plan_shape: tuple[int, ...], tile: int, workers: int = 2) -> Iterator[np.ndarray]:
+def _is_rgb(plan: ScenePlan) -> bool:
+    """An RGB source (3 samples per pixel, one channel): written as RGB, not 3 grey channels."""
+    return plan.samples == 3 and plan.shapes[0][1] == 3 and np.dtype(plan.dtype) == np.uint8
+
+
+def _tiff_shape(shape: tuple[int, ...], rgb: bool) -> tuple[int, ...]:
+    """The array shape tifffile writes: TCZYX, or TZSYX for RGB (samples are the channels)."""
+    t, c, z, y, x = shape
+    return (t, z, c, y, x) if rgb else (t, c, z, y, x)
+
+
+def _tiles(arr: Any, codec: Any, plan_shape: tuple[int, ...], tile: int, workers: int = 2, *, rgb: bool = False) -> Iterator[np.ndarray]:
     """Every tile (``tile`` x ``tile``, edge tiles padded with zeros) of every plane, in TIFF
     order; read and decoded a few tiles ahead on ``workers`` threads while tifffile encodes.
 
@@ -49,14 +60,24 @@ def _tiles(arr: Any, codec: Any, plan_shape: tuple[int, ...], tile: int, workers
     from concurrent.futures import ThreadPoolExecutor
 
     t, c, z, y, x = plan_shape
-    keys = [
-        (ti, ci, zi, y0, x0)
-        for ti in range(t)
-        for ci in range(c)
-        for zi in range(z)
-        for y0 in range(0, y, tile)
-        for x0 in range(0, x, tile)
-    ]
+    if rgb:  # TZSYX: the 3 sample planes of each plane follow each other
+        keys = [
+            (ti, ci, zi, y0, x0)
+            for ti in range(t)
+            for zi in range(z)
+            for ci in range(c)
+            for y0 in range(0, y, tile)
+            for x0 in range(0, x, tile)
+        ]
+    else:
+        keys = [
+            (ti, ci, zi, y0, x0)
+            for ti in range(t)
+            for ci in range(c)
+            for zi in range(z)
+            for y0 in range(0, y, tile)
+            for x0 in range(0, x, tile)
+        ]
 
     def read(key: tuple[int, int, int, int, int]) -> np.ndarray:
         ti, ci, zi, y0, x0 = key
@@ -83,8 +104,11 @@ def _tiles(arr: Any, codec: Any, plan_shape: tuple[int, ...], tile: int, workers
             del block
 
 
-def _ome_metadata(img: MultiscaleImage, plan: ScenePlan) -> dict[str, Any]:
+def _ome_metadata(img: MultiscaleImage, plan: ScenePlan, rgb: bool = False) -> dict[str, Any]:
     scene = img.select_scene(plan.index)
+    if rgb:
+        name = scene.channels[0].name if scene.channels else "RGB"
+        return ome_tiff_metadata(plan.name, scene.physical_size, [name], [], rgb=True)
     names = _channel_names(plan, scene.channels)
     colors = _channel_colors(plan, scene.channels)
     return ome_tiff_metadata(plan.name, scene.physical_size, names, colors)
@@ -155,17 +179,22 @@ def convert_to_ome_tiff(
             group = root[plan.path] if plan.path else root
             n = len(plan.shapes)
             base = plan.path + "/" if plan.path else ""
+            rgb = _is_rgb(plan)
+            # RGB sources stay RGB: one channel of 3 samples per pixel (what Fiji, OMERO and
+            # Bio-Formats expect), stored plane by plane (planar configuration "separate").
+            page = {**kw, "photometric": "rgb", "planarconfig": "separate"} if rgb else kw
             tw.write(
-                _tiles(group["0"], dest_codec(work, "{}", f"{base}0"), plan.shapes[0], opts.chunks, workers),
-                shape=plan.shapes[0],
+                _tiles(group["0"], dest_codec(work, "{}", f"{base}0"), plan.shapes[0], opts.chunks, workers, rgb=rgb),
+                shape=_tiff_shape(plan.shapes[0], rgb),
                 dtype=plan.dtype,
                 subifds=n - 1,
-                metadata=_ome_metadata(img, plan),
-                **kw,
+                metadata=_ome_metadata(img, plan, rgb),
+                **page,
             )
             for level in range(1, n):
                 codec = dest_codec(work, "{}", f"{base}{level}")
-                tw.write(_tiles(group[str(level)], codec, plan.shapes[level], opts.chunks, workers), shape=plan.shapes[level], dtype=plan.dtype, subfiletype=1, metadata=None, **kw)
+                tiles = _tiles(group[str(level)], codec, plan.shapes[level], opts.chunks, workers, rgb=rgb)
+                tw.write(tiles, shape=_tiff_shape(plan.shapes[level], rgb), dtype=plan.dtype, subfiletype=1, metadata=None, **page)
     provenance = provenance_record(img, src_res, opts)
     with tifffile.TiffFile(partial) as tf:
         xml = tf.ome_metadata or ""
@@ -208,10 +237,14 @@ def _verify_tiff(path: str, plans: list[ScenePlan], journal: dict[str, str], des
     compared = 0
     for n, plan in enumerate(plans):
         scene = out.select_scene(n)
-        if [s[:5] for s in scene.level_shapes] != [tuple(s) for s in plan.shapes]:
+        rgb = scene.axes.endswith("S")
+        # RGB output: its samples are the plan's channels.
+        shapes = [(s[0], s[1] * s[5], s[2], s[3], s[4]) if rgb else s[:5] for s in scene.level_shapes]
+        if shapes != [tuple(s) for s in plan.shapes]:
             raise CorruptFile(dest, f"verification failed: scene {n} levels {scene.level_shapes} differ from the plan {plan.shapes}")
         for b in plan.blocks(0):
-            got = block_digest(scene.read(0, t=b.t, c=b.c, z=b.z, y=slice(b.y0, b.y1), x=slice(b.x0, b.x1)))
+            where = {"c": 0, "s": b.c} if rgb else {"c": b.c}
+            got = block_digest(scene.read(0, t=b.t, z=b.z, y=slice(b.y0, b.y1), x=slice(b.x0, b.x1), **where))
             compared += 1
             if got != journal.get(f"{plan.index}/{b.key}"):
                 mismatches.append(f"scene {plan.index} block {b.key}")

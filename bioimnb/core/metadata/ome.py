@@ -216,18 +216,26 @@ def signed_rgba(hex6: str) -> int:
 
 
 def ome_tiff_metadata(
-    name: str, physical: PhysicalSize, channel_names: Sequence[str], channel_colors: Sequence[str]
+    name: str,
+    physical: PhysicalSize,
+    channel_names: Sequence[str],
+    channel_colors: Sequence[str],
+    *,
+    rgb: bool = False,
 ) -> dict[str, Any]:
-    """The ``metadata`` tifffile writes as OME-XML for one TCZYX image: name, physical sizes in
-    micrometres (only those known) and channel names and colours."""
+    """The ``metadata`` tifffile writes as OME-XML for one TCZYX image (``rgb``: TZSYX, one
+    channel of 3 samples): name, physical sizes in micrometres (only those known) and channel
+    names and colours."""
     from .units import OME_MICROMETER
 
-    meta: dict[str, Any] = {"axes": "TCZYX", "Name": name}
+    meta: dict[str, Any] = {"axes": "TZSYX" if rgb else "TCZYX", "Name": name}
     for axis, value in (("X", physical.X), ("Y", physical.Y), ("Z", physical.Z)):
         if value is not None:
             meta[f"PhysicalSize{axis}"] = value
             meta[f"PhysicalSize{axis}Unit"] = OME_MICROMETER
-    meta["Channel"] = {"Name": list(channel_names), "Color": [signed_rgba(c) for c in channel_colors]}
+    meta["Channel"] = {"Name": list(channel_names)}
+    if channel_colors:
+        meta["Channel"]["Color"] = [signed_rgba(c) for c in channel_colors]
     return meta
 
 
