@@ -294,7 +294,13 @@ class TiffBackend(Backend):
                     self.tif = self._open_local(tiff_path or res.path)
                     self._xml: str | None = self.fileset.xml if self.fileset else self.tif.ome_metadata
                 else:
-                    self._fh = res.fs.open(res.path, "rb", block_size=2**18, cache_type="readahead")
+                    # Blocks of 1 MiB, a few kept: a pyramid's IFDs are spread through the file
+                    # and read back and forth (one block re-fetched per jump with read-ahead);
+                    # the known size saves the HEAD request.
+                    self._fh = res.fs.open(
+                        res.path, "rb", block_size=2**20, cache_type="blockcache",
+                        cache_options={"maxblocks": 8}, size=size or None,
+                    )
                     self.tif = tifffile.TiffFile(self._fh, name=res.name)
                     self._xml = self.tif.ome_metadata if self.tif.is_ome else None
                     if self._xml:
