@@ -238,7 +238,7 @@ def open_confined(path: str, root: str | None = None, source: object = None) -> 
             if (st_real.st_dev, st_real.st_ino) != (st.st_dev, st.st_ino):
                 raise PathEscapesRoot(shown, f"{name}: changed while being opened")
         os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
+        return os.fdopen(fd, "rb", buffering=0)
     except BaseException:
         os.close(fd)
         raise
