@@ -66,6 +66,8 @@ class Classified:
     stamp: str | None = None
     """Changes when the entry changes: size and mtime of a local file, a digest of a zarr's
     top-level metadata.  Caches (the scan's facts) key on it."""
+    sniffed: bool = True
+    """False when a file was classified by its name and size only (its content not read)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -171,9 +173,9 @@ def file_kind(name: str, size: int | None, head: bytes | None) -> Classified:
     by_name = format_for_name(name)
     if head is None:
         if by_name is None:
-            return Classified("file", size=size)
+            return Classified("file", size=size, sniffed=False)
         error = "file is empty (0 bytes)" if size == 0 else None
-        return Classified("image", by_name.name, by_name.reader, size=size, error=error)
+        return Classified("image", by_name.name, by_name.reader, size=size, error=error, sniffed=False)
     fmt = format_for_content(head, name)
     if fmt is not None and not (size == 0 and fmt.sniff is not None):
         return Classified("image", fmt.name, fmt.reader, size=size)

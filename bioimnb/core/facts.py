@@ -196,6 +196,14 @@ def image_facts(
     except Exception as exc:  # noqa: BLE001 - a scan reports every unreadable file and goes on
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         facts.error = f"cannot be read ({type(exc).__name__}: {first[:200]})"
+    if facts.error and not found.sniffed:
+        # Classified by name only: the content-based classification says best what is wrong.
+        try:
+            precise = classify_resolved(res)
+        except BioimnbError:
+            precise = None
+        if precise is not None and precise.error:
+            facts.error = precise.error
     if found.is_dir and facts.bytes is None:
         facts.bytes, facts.files = _store_size(source, storage_options)
     return facts
@@ -389,8 +397,15 @@ def _scan(
         return facts
 
     try:
+        remote = "://" in os.fspath(url) and not os.fspath(url).startswith("file://")
         for entry, source, stamp in walk(
-            url, recursive=recursive, root=root, show_hidden=show_hidden, stamps=True, **storage_options
+            url,
+            recursive=recursive,
+            root=root,
+            show_hidden=show_hidden,
+            stamps=True,
+            sniff=not remote,  # remote: no request per file for its first bytes; opening tells
+            **storage_options,
         ):
             if cancel is not None and cancel.is_set():
                 break

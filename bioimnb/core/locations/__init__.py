@@ -169,7 +169,7 @@ class Location(Confined, LocalLister, S3Lister, FsspecLister):
         return self._sibling(self._unrooted_join(os.fspath(relpath)), "")
 
     def _sibling(self, fs_path: str, rel: str) -> Location:
-        return Location(
+        sibling = Location(
             self._fs,
             fs_path,
             root=self._root,
@@ -177,6 +177,8 @@ class Location(Confined, LocalLister, S3Lister, FsspecLister):
             show_hidden=self.show_hidden,
             storage_options=self.storage_options,
         )
+        sibling.sniff = self.sniff
+        return sibling
 
     @property
     def parent(self) -> Location | None:
@@ -227,6 +229,7 @@ def walk(
     show_hidden: bool = False,
     page_size: int = 1000,
     stamps: bool = False,
+    sniff: bool = True,
     **storage_options: Any,
 ) -> Iterator[Any]:
     """Every entry below ``url``, folder by folder in name order, paged (memory bounded by a
@@ -237,6 +240,7 @@ def walk(
     what to pass to ``open_image`` and ``stamp`` is :attr:`Entry.stamp`.
     """
     top = browse(url, root=root, show_hidden=show_hidden, **storage_options)
+    top.sniff = sniff
     stack: list[Location] = [top]
     while stack:
         loc = stack.pop()

@@ -49,6 +49,9 @@ class LocationBase:
         )
         self._rel = rel
         self.show_hidden = show_hidden
+        self.sniff = True
+        """Object stores and HTTP: read the first bytes of image-named files to classify them by
+        content (one request each).  A scan turns it off: it opens every image anyway."""
         self.storage_options: dict[str, Any] = dict(storage_options or {})
         self._etags: dict[str, str] = {}  # S3 keys of the page being listed -> ETag
 

@@ -73,6 +73,8 @@ class FsspecLister(LocationBase):
                 stem = name[: -len(_MRXS_SUFFIX)]
                 if stem in by_name and by_name[stem][0]:
                     checks[f"mrxs:{name}"] = self._call(fs, "ls", by_name[stem][2], detail=True)
+            elif fmt is not None and not self.sniff:
+                pass  # classified by name; opening it will tell
             elif fmt is not None and size is not None and size <= HEAD_BYTES:
                 checks[f"head:{name}"] = self._call(fs, "cat_file", full)
             elif fmt is not None:

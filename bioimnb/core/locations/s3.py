@@ -224,7 +224,12 @@ class S3Lister(LocationBase):
             return Entry(name, path, "image", fmt.name, total, files)
         # A small object is read whole: some servers refuse a range past the end.
         small = size is not None and size <= HEAD_BYTES
-        head = b"" if size == 0 else await self._s3_read(fs_path, None if small else HEAD_BYTES)
+        if size == 0:
+            head: bytes | None = b""
+        elif not self.sniff:
+            head = None  # classified by name; opening it will tell
+        else:
+            head = await self._s3_read(fs_path, None if small else HEAD_BYTES)
         entry = Entry.of(name, path, file_kind(name, size, head))
         etag = self._etags.get(f"{prefix}{name}")
         entry.stamp = f"{size}:{etag}" if etag else None
