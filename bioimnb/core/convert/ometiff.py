@@ -60,24 +60,12 @@ def _tiles(arr: Any, codec: Any, plan_shape: tuple[int, ...], tile: int, workers
     from concurrent.futures import ThreadPoolExecutor
 
     t, c, z, y, x = plan_shape
-    if rgb:  # TZSYX: the 3 sample planes of each plane follow each other
-        keys = [
-            (ti, ci, zi, y0, x0)
-            for ti in range(t)
-            for zi in range(z)
-            for ci in range(c)
-            for y0 in range(0, y, tile)
-            for x0 in range(0, x, tile)
-        ]
-    else:
-        keys = [
-            (ti, ci, zi, y0, x0)
-            for ti in range(t)
-            for ci in range(c)
-            for zi in range(z)
-            for y0 in range(0, y, tile)
-            for x0 in range(0, x, tile)
-        ]
+    # Planes in TIFF order: T, C, Z; for RGB (TZSYX) the 3 sample planes of each plane follow
+    # each other: T, Z, C.
+    planes = [(ti, ci, zi) for ti in range(t) for ci in range(c) for zi in range(z)]
+    if rgb:
+        planes.sort(key=lambda p: (p[0], p[2], p[1]))
+    keys = [(ti, ci, zi, y0, x0) for ti, ci, zi in planes for y0 in range(0, y, tile) for x0 in range(0, x, tile)]
 
     def read(key: tuple[int, int, int, int, int]) -> np.ndarray:
         ti, ci, zi, y0, x0 = key
