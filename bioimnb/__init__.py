@@ -18,14 +18,22 @@ from .core.version import VERSION as __version__
 
 __all__ = [
     "BioimnbError",
+    "ConvertPanel",
+    "DmpPanel",
     "Location",
     "MultiscaleImage",
     "__version__",
+    "add_labels",
     "browse",
     "convert",
+    "dmp",
+    "edit_metadata",
+    "fixity",
     "load_ipython_extension",
+    "manifest",
     "open_image",
     "scan",
+    "transfer",
     "view",
 ]
 
@@ -46,6 +54,13 @@ _LAZY = {
     "convert": "bioimnb.core.convert",
     "ConvertPanel": "bioimnb.widgets.convert",
     "view": "bioimnb.widgets.viewer",
+    "add_labels": "bioimnb.core.convert",
+    "edit_metadata": "bioimnb.widgets.metadata",
+    "transfer": "bioimnb.core.transfer",
+    "manifest": "bioimnb.core.transfer",
+    "fixity": "bioimnb.core.transfer",
+    "dmp": "bioimnb.core.dmp",
+    "DmpPanel": "bioimnb.widgets.dmp",
 }
 
 

@@ -1,5 +1,8 @@
 """The ``bioimnb`` command line.
 
+The core subcommands (info, ls, scan, convert, formats, demo) are here; each later capability
+adds its own in ``bioimnb/cli/<capability>.py``.
+
 Every subcommand is a thin layer over the public API.  User errors (missing or unreadable
 input, an unreachable endpoint, ...) print one line ``bioimnb: error: <source>: <reason>`` on
 stderr and exit with status 2, never a traceback.  That holds for whatever a command raises:
@@ -20,27 +23,33 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._args import add_convert_args, add_storage_args, convert_kwargs, failure_line, storage_options
+from .._args import (
+    add_convert_args,
+    add_storage_args,
+    convert_kwargs,
+    failure_line,
+    storage_options,
+)
 
 EXIT_USER_ERROR = 2
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from .core.images import open_image
+    from ..core.images import open_image
 
     with open_image(args.source, reader=args.reader, **storage_options(args)) as img:
         info = img.describe()
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    from .core.text import format_info
+    from ..core.text import format_info
 
     print(format_info(info))
     return 0
 
 
 def _cmd_formats(args: argparse.Namespace) -> int:
-    from .core import registry
+    from ..core import registry
 
     records = registry.readers()
     if args.json:
@@ -60,7 +69,7 @@ def _cmd_formats(args: argparse.Namespace) -> int:
 
 
 def _cmd_ls(args: argparse.Namespace) -> int:
-    from .core.locations import browse
+    from ..core.locations import browse
 
     loc = browse(args.url, **storage_options(args))
     page = loc.list(page_size=args.page_size, page=args.page)
@@ -68,7 +77,7 @@ def _cmd_ls(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
-    from .core.text import format_listing
+    from ..core.text import format_listing
 
     text = format_listing(data)
     if text:
@@ -99,7 +108,7 @@ class _ProgressLine:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from .core.convert import convert
+    from ..core.convert import convert
 
     report = convert(
         args.source,
@@ -115,8 +124,8 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
-    from .core.facts import scan
-    from .core.text import format_scan_line, format_scan_summary
+    from ..core.facts import scan
+    from ..core.text import format_scan_line, format_scan_summary
 
     run = scan(
         args.url,
@@ -136,7 +145,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .core.demo import make_demo_data
+    from ..core.demo import make_demo_data
 
     for path in make_demo_data(args.folder, small=args.small):
         print(path)
@@ -151,7 +160,7 @@ def _page_size(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .. import __version__
 
     parser = argparse.ArgumentParser(
         prog="bioimnb", description="Bioimage data management: inspect, list, convert, plan."
@@ -199,6 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("folder", nargs="?", default="notebooks/data")
     demo.add_argument("--small", action="store_true", help="1k instead of 4k images")
     demo.set_defaults(func=_cmd_demo)
+
+    # The capabilities each add their subcommands from their own module (bioimnb/cli/<name>.py,
+    # a ``register(sub)`` that calls ``sub.add_parser(...)`` and ``set_defaults(func=...)``).
+    from . import dmp, meta, transfer
+
+    for module in (meta, transfer, dmp):
+        module.register(sub)
     return parser
 
 
@@ -218,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _quiet_libraries()
     func: Callable[[argparse.Namespace], int] = args.func
-    from .core.errors import BioimnbError
+    from ..core.errors import BioimnbError
 
     try:
         with warnings.catch_warnings():  # restored when main() returns (it may run in-process)
@@ -226,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return func(args)
     except BioimnbError as exc:
         _error_line(str(exc))
-        from .core.convert import ConversionCancelled
+        from ..core.convert import ConversionCancelled
 
         return 130 if isinstance(exc, ConversionCancelled) else EXIT_USER_ERROR
     except KeyboardInterrupt:

@@ -15,7 +15,13 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 
-from ._args import add_convert_args, add_storage_args, convert_kwargs, failure_line, storage_options
+from .._args import (
+    add_convert_args,
+    add_storage_args,
+    convert_kwargs,
+    failure_line,
+    storage_options,
+)
 
 __all__ = ["BioimMagics", "load_ipython_extension"]
 
@@ -54,6 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     view = sub.add_parser("view", help="multiresolution viewer")
     view.add_argument("source")
     add_storage_args(view)
+    # Later capabilities add their subcommands from their own module (bioimnb/magics/<name>.py):
+    # ``register(sub)`` adds a parser with ``set_defaults(run=callable)``; ``run(args)`` returns
+    # what the cell shows.
+    from . import browse, dmp, meta, transfer
+
+    for module in (browse, meta, transfer, dmp):
+        module.register(sub)
     return p
 
 
@@ -70,20 +83,23 @@ class BioimMagics(Magics):
         from bioimnb.core.errors import BioimnbError
 
         try:
+            run = getattr(args, "run", None)
+            if run is not None:
+                return run(args)
             if args.command == "info":
-                from .core.text import format_info
+                from ..core.text import format_info
 
                 img = bioimnb.open_image(args.source, **storage_options(args))
                 print(format_info(img.describe()))
                 return img
             if args.command == "ls":
-                from .core.text import format_listing
+                from ..core.text import format_listing
 
                 page = bioimnb.browse(args.url, **storage_options(args)).list(page_size=args.page_size, page=args.page)
                 print(format_listing(page.to_dict()) or "(empty)")
                 return None
             if args.command == "scan":
-                from .core.text import format_scan_line, format_scan_summary
+                from ..core.text import format_scan_line, format_scan_summary
 
                 run = bioimnb.scan(args.url, recursive=not args.no_recursive, **storage_options(args))
                 found = []

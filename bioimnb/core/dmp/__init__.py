@@ -1,0 +1,1 @@
+"""Data management plan snippets computed from the scanned facts (Science Europe text, maDMP JSON)."""

@@ -1,0 +1,1 @@
+"""Transfer with checksums, manifests, BagIt bags and fixity checks."""
