@@ -80,8 +80,12 @@ def test_core_never_imports_the_package_root():
 
 
 # The one allowed cycle: ``%load_ext bioimnb`` makes the root import the magics lazily, and the
-# magics reach the widgets through the root (front ends never import each other directly).
-ALLOWED_CYCLES = {("bioimnb", "bioimnb.magics")}
+# magics reach the widgets through the root (front ends never import each other directly).  The
+# magics package registers its subcommand modules, which reach the root the same way.
+def _allowed_cycle(pair: tuple[str, str]) -> bool:
+    magics = [m for m in pair if m == "bioimnb.magics" or m.startswith("bioimnb.magics.")]
+    others = set(pair) - set(magics)
+    return bool(magics) and others <= {"bioimnb", "bioimnb.magics"}
 
 
 def test_no_import_cycles_in_the_package():
@@ -93,4 +97,4 @@ def test_no_import_cycles_in_the_package():
         for imported in graph.find_modules_directly_imported_by(importer):
             if imported.startswith("bioimnb") and graph.find_shortest_chain(importer=imported, imported=importer):
                 cycles.add(tuple(sorted((importer, imported))))
-    assert cycles <= ALLOWED_CYCLES, sorted(cycles - ALLOWED_CYCLES)
+    assert all(_allowed_cycle(c) for c in cycles), sorted(c for c in cycles if not _allowed_cycle(c))

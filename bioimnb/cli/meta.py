@@ -1,4 +1,8 @@
-"""``bioimnb meta ...``: this capability's subcommands (see its issue for the contract)."""
+"""``bioimnb meta show|set|validate|export|completeness``: the Metadata issue's commands.
+
+``show``, ``set`` and ``validate`` (the OME model) are defined here; ``export`` and
+``completeness`` (REMBI, exports, completeness) in :mod:`bioimnb.cli.meta_study`.
+"""
 
 from __future__ import annotations
 
@@ -6,5 +10,8 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    """Add this capability's subcommands to the ``bioimnb`` parser (none yet)."""
-    del sub
+    meta = sub.add_parser("meta", help="show, edit, validate and export image metadata (OME, REMBI)")
+    metasub = meta.add_subparsers(dest="meta_command", required=True, metavar="ACTION")
+    from . import meta_study
+
+    meta_study.register(metasub)

@@ -16,9 +16,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 
 from .._args import (
-    add_convert_args,
     add_storage_args,
-    convert_kwargs,
     failure_line,
     storage_options,
 )
@@ -55,17 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("url", nargs="?", default=".")
     sc.add_argument("--no-recursive", action="store_true")
     add_storage_args(sc)
-    conv = sub.add_parser("convert", help="convert with a progress panel")
-    add_convert_args(conv)
-    view = sub.add_parser("view", help="multiresolution viewer")
-    view.add_argument("source")
-    add_storage_args(view)
     # Later capabilities add their subcommands from their own module (bioimnb/magics/<name>.py):
     # ``register(sub)`` adds a parser with ``set_defaults(run=callable)``; ``run(args)`` returns
     # what the cell shows.
-    from . import browse, dmp, meta, transfer
+    from . import browse, convert, dmp, meta, transfer, view
 
-    for module in (browse, meta, transfer, dmp):
+    for module in (convert, view, browse, meta, transfer, dmp):
         module.register(sub)
     return p
 
@@ -108,11 +101,6 @@ class BioimMagics(Magics):
                     found.append(facts)
                 print(format_scan_summary(run.summary()))
                 return found
-            if args.command == "convert":
-                panel = bioimnb.ConvertPanel(args.source, args.dest, **convert_kwargs(args))  # type: ignore[attr-defined,misc]
-                return panel.start()
-            if args.command == "view":
-                return bioimnb.view(args.source, **storage_options(args))  # type: ignore[attr-defined,misc]
         except BioimnbError as exc:
             raise UsageError(f"bioimnb: {exc}") from None
         except KeyboardInterrupt:
