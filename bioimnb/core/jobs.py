@@ -23,6 +23,7 @@ client; nothing else is required of them.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -43,6 +44,7 @@ __all__ = [
     "Runner",
     "Task",
     "changed",
+    "default_scheduler",
     "identity",
     "provenance",
     "run_tasks",
@@ -86,31 +88,135 @@ class Task:
 # -- executor ------------------------------------------------------------------------------------
 
 
+SCHEDULER_ENV = "BIOIMNB_DASK_SCHEDULER"
+"""Environment variable naming the default scheduler (an address, ``gateway`` or ``gateway:NAME``)."""
+SCHEDULER_CONFIG = "bioimnb.scheduler"
+"""The same default as a ``dask.config`` key (``~/.config/dask/bioimnb.yaml``: ``bioimnb: {scheduler: ...}``);
+the environment variable wins."""
+WAIT_WORKERS_CONFIG = "bioimnb.wait-for-workers"
+"""Seconds a job waits for the first worker of a cluster that has none yet (default 120)."""
+GATEWAY_MAX_WORKERS_CONFIG = "bioimnb.gateway-max-workers"
+"""Workers a ``"gateway"`` default cluster adapts up to (default 4)."""
+LOCAL_NAMES = (None, "", "threads", "local")
+
+
+def default_scheduler() -> Any:
+    """The configured default scheduler: ``$BIOIMNB_DASK_SCHEDULER``, else the ``dask.config``
+    key ``bioimnb.scheduler``, else None (local threads)."""
+    value = os.environ.get(SCHEDULER_ENV, "").strip()
+    if value:
+        return value
+    try:
+        import dask.config
+    except ImportError:  # pragma: no cover - dask is a dependency
+        return None
+    found = dask.config.get(SCHEDULER_CONFIG, None)
+    return found or None
+
+
+def _config(key: str, default: float) -> float:
+    import dask.config
+
+    try:
+        return float(dask.config.get(key, default))
+    except (TypeError, ValueError):
+        return default
+
+
 class Executor:
-    """Local threads (``scheduler`` None, ``"threads"`` or ``"local"``), one thread
-    (``"synchronous"``), or a ``dask.distributed`` scheduler address or ``Client``."""
+    """Where a job's tasks run.
+
+    ``scheduler`` is one of
+
+    - None: the configured default (:func:`default_scheduler`), else local threads;
+    - ``"threads"`` / ``"local"``: local threads; ``"synchronous"``: one thread;
+    - a ``dask.distributed`` scheduler address (``"tcp://host:8786"``) or ``Client``;
+    - a cluster object with ``get_client()``: ``dask_gateway.GatewayCluster``, ``LocalCluster``,
+      a dask-jobqueue cluster, ...; its client is closed with the job, the cluster is left running;
+    - ``"gateway"``: a new cluster from the Dask Gateway configured in ``dask.config``
+      (``gateway.address``, ``gateway.auth``: what a hub admin sets for everyone), adapting from
+      1 to ``bioimnb.gateway-max-workers`` workers and shut down with the job;
+      ``"gateway:NAME"``: connect to the running gateway cluster ``NAME``.
+
+    A cluster without workers yet is waited for (``bioimnb.wait-for-workers`` seconds), then the
+    job fails with one line instead of hanging.  Cancelling cancels the tasks in flight on the
+    cluster, not only the ones not started.
+    """
 
     def __init__(self, scheduler: Any = None, workers: int | None = None, name: str = "bioimnb-job") -> None:
         self.client: Any = None
         self.pool: cf.ThreadPoolExecutor | None = None
         self._own_client = False
-        if scheduler in (None, "threads", "local"):
+        self._own_cluster: Any = None
+        self._in_flight: set[Any] = set()
+        if scheduler is None:
+            scheduler = default_scheduler()
+        if scheduler in LOCAL_NAMES:
             self.workers = workers or max(1, os.cpu_count() or 1)
             self.pool = cf.ThreadPoolExecutor(self.workers, thread_name_prefix=name)
-        elif scheduler in ("synchronous", "sync"):
+            return
+        if scheduler in ("synchronous", "sync"):
             self.workers = 1
             self.pool = cf.ThreadPoolExecutor(1, thread_name_prefix=name)
-        else:
-            from distributed import Client
+            return
+        from distributed import Client
 
-            self._own_client = not isinstance(scheduler, Client)
-            self.client = scheduler if isinstance(scheduler, Client) else Client(scheduler, set_as_default=False)
+        where = scheduler if isinstance(scheduler, str) else type(scheduler).__name__
+        try:
+            if isinstance(scheduler, Client):
+                self.client = scheduler
+            elif isinstance(scheduler, str) and (scheduler == "gateway" or scheduler.startswith("gateway:")):
+                self.client = self._gateway_client(scheduler)
+                self._own_client = True
+            elif hasattr(scheduler, "get_client"):
+                self.client = scheduler.get_client(set_as_default=False)
+                self._own_client = True
+            else:
+                self.client = Client(scheduler, set_as_default=False)
+                self._own_client = True
+            self.workers = self._wait_for_workers()
+        except BioimnbError:
+            self.close()
+            raise
+        except (OSError, TimeoutError, ValueError, ImportError) as exc:
+            self.close()
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BioimnbError(f"scheduler {where}", f"cannot connect ({reason})") from None
+
+    def _gateway_client(self, spec: str) -> Any:
+        from dask_gateway import Gateway
+
+        gateway = Gateway()
+        if spec == "gateway":
+            cluster = gateway.new_cluster(shutdown_on_close=True)
+            self._own_cluster = cluster
+            cluster.adapt(minimum=1, maximum=int(_config(GATEWAY_MAX_WORKERS_CONFIG, 4)))
+        else:
+            cluster = gateway.connect(spec.split(":", 1)[1])
+        return cluster.get_client(set_as_default=False)
+
+    def _wait_for_workers(self) -> int:
+        def threads() -> int:
             info = self.client.scheduler_info()
-            self.workers = max(1, sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()))
+            return int(sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()))
+
+        found = threads()
+        if found:
+            return found
+        timeout = _config(WAIT_WORKERS_CONFIG, 120.0)
+        try:
+            self.client.wait_for_workers(1, timeout=timeout)
+        except TimeoutError:
+            raise BioimnbError(
+                f"scheduler {self.client.scheduler.address}", f"no Dask worker joined in {timeout:g} s"
+            ) from None
+        return max(1, threads())
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self.client is not None:
-            return self.client.submit(fn, *args, pure=False)
+            fut = self.client.submit(fn, *args, pure=False)
+            self._in_flight.add(fut)
+            return fut
         assert self.pool is not None
         return self.pool.submit(fn, *args)
 
@@ -121,6 +227,7 @@ class Executor:
 
             with self.client.as_current():
                 res = wait(list(futures), return_when="FIRST_COMPLETED")
+            self._in_flight.difference_update(res.done)
             return set(res.done), set(res.not_done)
         done, pending = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
         return set(done), set(pending)
@@ -128,8 +235,18 @@ class Executor:
     def close(self, cancel: bool = False) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=cancel)
-        if self.client is not None and self._own_client:
-            self.client.close()
+        if self.client is not None:
+            if cancel and self._in_flight:
+                # best effort: the cluster may be gone already
+                with contextlib.suppress(Exception):
+                    self.client.cancel(list(self._in_flight))
+            self._in_flight.clear()
+            if self._own_client:
+                self.client.close()
+                self._own_client = False
+        if self._own_cluster is not None:
+            cluster, self._own_cluster = self._own_cluster, None
+            cluster.shutdown()
 
     def __enter__(self) -> Executor:
         return self
@@ -258,8 +375,8 @@ class Runner:
     total: int = 0
     source: str = "job"
     cancelled: type[Cancelled] = Cancelled
-    interrupted_reason: str = "interrupted; what is finished is kept, resume it with --resume"
-    cancelled_reason: str = "cancelled; what is finished is kept, resume it with --resume"
+    interrupted_reason: str = "interrupted; what is finished is kept, resume it with resume=True (CLI: --resume)"
+    cancelled_reason: str = "cancelled; what is finished is kept, resume it with resume=True (CLI: --resume)"
     done: dict[str, str] = field(default_factory=dict)
     """Task id -> digest of every finished task (this run's and, with ``resume``, earlier ones)."""
     count: int = 0
