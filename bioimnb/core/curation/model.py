@@ -1,0 +1,235 @@
+"""Load the OME model of any source, and know where an edit of it is saved.
+
+:func:`load` answers one question for every front end: "what is the OME metadata of this
+source, and where does an edit go?"  The answer is a :class:`MetadataDocument`:
+
+=============  =========================================================  ====================
+kind           model from                                                 edits saved to
+=============  =========================================================  ====================
+``ome-tiff``   the first IFD's ImageDescription (OME-XML)                 the file, in place
+``ome-zarr``   ``OME/METADATA.ome.xml``, else the NGFF attributes         NGFF attrs + XML
+``ome-xml``    an ``.ome.xml`` / ``.companion.ome`` document              that document
+``sidecar``    any other format (``open_image(...).ome``), or the         ``<file>.ome.xml``
+               companion ``<file>.ome.xml`` written by an earlier edit    next to the file
+=============  =========================================================  ====================
+
+What a path is comes from :func:`~bioimnb.core.classify.classify`; the image's own OME model from
+:func:`~bioimnb.core.images.open_image`; XML is parsed only through the safe reader in
+:mod:`bioimnb.core.metadata.ome` (no DOCTYPE or entity ever reaches a parser).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..errors import BioimnbError, CorruptFile, UnsupportedFormat
+from ..metadata.ome import check_xml, parse_ome_xml
+from ..storage import Resolved, read_confined, resolve, storage_errors
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ome_types import OME
+
+__all__ = ["OME_2016_06", "XML_SUFFIXES", "MetadataDocument", "load", "sidecar_path", "xml_schema"]
+
+OME_2016_06 = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
+XML_SUFFIXES = (".ome.xml", ".companion.ome", ".xml")
+SIDECAR_SUFFIX = ".ome.xml"
+_NS = re.compile(rb"<(?:\w+:)?OME\b[^>]*?\bxmlns(?::\w+)?\s*=\s*[\"']([^\"']+)[\"']", re.DOTALL)
+
+
+@dataclass
+class MetadataDocument:
+    """The OME model of one source and where its edits are saved."""
+
+    source: str
+    """The source as given (URL or absolute path)."""
+    kind: str
+    """``ome-tiff``, ``ome-zarr``, ``ome-xml`` or ``sidecar``."""
+    ome: OME
+    """The model as stored now (do not edit it in place: edits go through a change list)."""
+    res: Resolved = field(repr=False)
+    target: str = ""
+    """Where a save writes (the file itself, the zarr root, or the companion sidecar)."""
+    format: str | None = None
+    """The image format (``OME-TIFF``, ``OME-Zarr``, ``CZI``, ...) or None for a bare XML file."""
+    xml: str | None = field(default=None, repr=False)
+    """The stored OME-XML text, when there is one (for schema validation and undo)."""
+    schema: str = OME_2016_06
+    """The namespace of the stored XML (older ones are upgraded to 2016-06 when saved)."""
+    notes: list[str] = field(default_factory=list)
+    """Things a person should know: a sidecar is used, the schema will be upgraded, an ID was fixed."""
+    scene_paths: list[str] = field(default_factory=list)
+    """OME-Zarr: the group path of each image (``""`` for an image at the root)."""
+
+    @property
+    def writes_sidecar(self) -> bool:
+        return self.kind == "sidecar"
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "kind": self.kind,
+            "format": self.format,
+            "saved_to": self.target,
+            "schema": self.schema,
+            "notes": list(self.notes),
+        }
+
+
+def xml_schema(xml: str | bytes) -> str | None:
+    """The namespace of an OME-XML document's root element (None when it has none)."""
+    data = xml.encode("utf-8") if isinstance(xml, str) else xml
+    m = _NS.search(data[:65536])
+    return m.group(1).decode("utf-8", "replace") if m else None
+
+
+def sidecar_path(path: str) -> str:
+    """The companion OME-XML file that holds edits of a read-only or proprietary image."""
+    return path.rstrip("/") + SIDECAR_SUFFIX
+
+
+def parse_document(xml: str | bytes, source: object) -> tuple[OME, list[str], str]:
+    """(model, notes, schema) of an OME-XML document, parsed safely; older schemas are
+    transformed to 2016-06 (noted), unknown ones refused naming the schema."""
+    data = check_xml(xml, source)
+    schema = xml_schema(data) or "(no namespace)"
+    notes: list[str] = []
+    if schema != OME_2016_06:
+        if not schema.startswith("http://www.openmicroscopy.org/Schemas/OME/"):
+            raise UnsupportedFormat(source, f"not an OME-XML document (namespace {schema}); bioimnb edits OME 2016-06")
+        notes.append(f"OME schema {schema.rsplit('/', 1)[-1]} is upgraded to 2016-06 when saved")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            ome = parse_ome_xml(data, source)
+        except CorruptFile as exc:
+            if "Unsupported document namespace" in exc.reason:
+                raise UnsupportedFormat(source, f"OME schema {schema} cannot be upgraded to 2016-06; refused") from None
+            raise
+    for w in caught:
+        text = str(w.message)
+        if text.startswith("Casting invalid"):
+            # "Casting invalid ChannelID 'x' to 'Channel:3'"
+            what, _, to = text[len("Casting ") :].partition(" to ")
+            notes.append(f"{what} is replaced by {to} when saved")
+    return ome, notes, schema
+
+
+def load(source: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None, **storage_options: Any) -> MetadataDocument:
+    """The OME model of ``source`` (an image in any format bioimnb reads, or an OME-XML file)."""
+    res = resolve(source, root=root, **storage_options)
+    from ..classify import classify_resolved
+
+    found = classify_resolved(res)
+    name = res.name.lower()
+    if found.kind != "image" or found.format == "OME-TIFF fileset":
+        if found.kind == "file" and name.endswith(XML_SUFFIXES) or found.format == "OME-TIFF fileset":
+            data = _read_small(res)
+            ome, notes, schema = parse_document(data, res.url)
+            return MetadataDocument(res.url, "ome-xml", ome, res, res.url, None, data.decode("utf-8", "replace"), schema, notes)
+        if found.error:
+            raise CorruptFile(res.url, found.error)
+        if found.kind == "folder":
+            raise UnsupportedFormat(res.url, "is a folder, not an image or an OME-XML file")
+        raise UnsupportedFormat(res.url, "neither an image bioimnb reads nor an OME-XML file (.ome.xml, .companion.ome)")
+    from ..images import open_resolved
+
+    with open_resolved(res, found=found) as img:
+        fmt = img.format
+        if fmt == "OME-TIFF" and res.local:
+            xml = img.ome_xml
+            if xml:
+                ome, notes, schema = parse_document(xml, res.url)
+                return MetadataDocument(res.url, "ome-tiff", ome, res, res.url, fmt, xml, schema, notes)
+        if fmt == "OME-Zarr":
+            paths = _scene_paths(img)
+            xml = _zarr_xml(res)
+            if xml is not None:
+                ome, notes, schema = parse_document(xml, res.url + "/OME/METADATA.ome.xml")
+            else:
+                ome, notes, schema = img.ome, [], OME_2016_06
+                if len(img.scenes) > 1:
+                    ome = _all_scenes(img)
+            if len(ome.images) != len(paths):
+                notes.append(f"the OME model has {len(ome.images)} images for {len(paths)} NGFF images; names, channels and scales are matched by position")
+            return MetadataDocument(res.url, "ome-zarr", ome, res, res.url, fmt, xml, schema, notes, paths)
+        # Any other format (or an OME-TIFF on remote storage): edits go to a sidecar.
+        target = sidecar_path(res.url if not res.local else res.path)
+        side = _read_sidecar(res)
+        reason = f"{fmt} files are not rewritten" if fmt != "OME-TIFF" else "remote OME-TIFFs are not rewritten in place"
+        if side is not None:
+            ome, notes, schema = parse_document(side, target)
+            notes.insert(0, f"{reason}: the metadata shown comes from the companion file {os.path.basename(target)}, where edits are saved")
+            return MetadataDocument(res.url, "sidecar", ome, res, target, fmt, side.decode("utf-8", "replace"), schema, notes)
+        xml = img.ome_xml
+        if xml:
+            ome, notes, schema = parse_document(xml, res.url)
+        else:
+            ome, notes, schema = (_all_scenes(img) if len(img.scenes) > 1 else img.ome), [], OME_2016_06
+        notes.insert(0, f"{reason}: edits are saved to the companion file {os.path.basename(target)} next to it")
+        return MetadataDocument(res.url, "sidecar", ome, res, target, fmt, xml, schema, notes)
+
+
+def _all_scenes(img: Any) -> OME:
+    """One OME model with every scene (``img.ome`` of a synthesised source describes one)."""
+    first = img.ome
+    if len(first.images) >= len(img.scenes):
+        return first
+    from ..metadata.ome import synthesize_ome
+
+    scenes = [img.select_scene(i) for i in range(len(img.scenes))]
+    return synthesize_ome([(s.scene, s.shape, s.dtype, s.physical_size, s.channels) for s in scenes])
+
+
+def _scene_paths(img: Any) -> list[str]:
+    # The NGFF reader already decided which group holds which scene (single image, plate field,
+    # bioformats2raw series); ask it rather than walking the hierarchy a second time.
+    paths = getattr(img._backend, "_scene_paths", None)
+    if paths is None:  # pragma: no cover - every OME-Zarr backend has them
+        return [""]
+    return [str(p) for _, p in paths]
+
+
+def _read_small(res: Resolved) -> bytes:
+    with storage_errors(res.url):
+        if res.local:
+            return read_confined(res.path, res.root, res.url)
+        from ..limits import limits
+
+        cap = limits().max_metadata_bytes
+        with res.fs.open(res.path, "rb") as fh:
+            data = fh.read(cap + 1)
+    if len(data) > cap:
+        raise CorruptFile(res.url, f"larger than {cap} bytes, too large for metadata")
+    return bytes(data)
+
+
+def _exists(res: Resolved, path: str) -> bool:
+    with storage_errors(res.url):
+        try:
+            return bool(res.fs.isfile(path))
+        except FileNotFoundError:
+            return False
+
+
+def _zarr_xml(res: Resolved) -> bytes | None:
+    path = res.path.rstrip("/") + "/OME/METADATA.ome.xml"
+    if not _exists(res, path):
+        return None
+    sub = Resolved(res.fs, path, res.url.rstrip("/") + "/OME/METADATA.ome.xml", res.options, res.root)
+    return _read_small(sub)
+
+
+def _read_sidecar(res: Resolved) -> bytes | None:
+    path = sidecar_path(res.path)
+    if not _exists(res, path):
+        return None
+    url = sidecar_path(res.url)
+    try:
+        return _read_small(Resolved(res.fs, path, url, res.options, res.root))
+    except BioimnbError:
+        raise
