@@ -42,12 +42,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from .core.errors import BioimnbError
     from .core.facts import scan
     from .core.images import MultiscaleImage, open_image
-    from .core.locations import Location, browse
+    from .core.locations import Location
+    from .widgets.browser import browse
 
 _LAZY = {
     "open_image": "bioimnb.core.images",
     "MultiscaleImage": "bioimnb.core.images",
-    "browse": "bioimnb.core.locations",
+    "browse": "bioimnb.widgets.browser",
     "scan": "bioimnb.core.facts",
     "Location": "bioimnb.core.locations",
     "BioimnbError": "bioimnb.core.errors",
