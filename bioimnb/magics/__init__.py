@@ -1,9 +1,13 @@
 """``%bioim``: the command line's subcommands inside a notebook.
 
-``%load_ext bioimnb`` then ``%bioim info SOURCE``, ``%bioim ls [URL]``,
-``%bioim convert SRC DST [flags]`` (a progress panel with a cancel button) and
-``%bioim view SOURCE``.  Each is a one-liner over the public API; flags are the CLI's.  Errors are one line, as in the
-CLI (IPython's ``UsageError``: no traceback), whatever the command raised.
+``%load_ext bioimnb`` then ``%bioim browse [URL]`` (the storage browser), ``%bioim info SOURCE``,
+``%bioim ls [URL]``, ``%bioim scan [URL]``, ``%bioim convert SRC DST [flags]`` (a progress panel
+with a cancel button), ``%bioim view SOURCE``, and what later capabilities register.  ``%bioim``
+alone or ``%bioim help`` lists every subcommand with one line each (built from the parser, so a
+capability's own module adds its line by registering); ``%bioim help NAME`` shows its flags.
+Each is a one-liner over the public API; flags are the CLI's.  Errors are one line, as in the
+CLI (IPython's ``UsageError``: no traceback), whatever the command raised; an unknown
+subcommand names the choices.
 """
 
 from __future__ import annotations
@@ -38,9 +42,39 @@ class _HelpShown(Exception):
     pass
 
 
+def _commands(parser: argparse.ArgumentParser) -> dict[str, tuple[str, argparse.ArgumentParser]]:
+    """Every subcommand of ``parser``: name -> (its one-line help, its parser)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help or "" for a in action._choices_actions}
+            return {name: (helps.get(name, ""), sub) for name, sub in action.choices.items()}
+    return {}
+
+
+def help_text(topic: str | None = None) -> str:
+    """``%bioim help``: one line per subcommand; ``%bioim help NAME``: that subcommand's flags."""
+    parser = _parser()
+    commands = _commands(parser)
+    if topic:
+        if topic not in commands:
+            raise UsageError(_unknown(topic, commands))
+        return commands[topic][1].format_help().rstrip()
+    width = max(len(name) for name in commands)
+    lines = ["%bioim COMMAND [ARGS]: bioimnb in a notebook", ""]
+    lines += [f"  {name:<{width}}  {text}" for name, (text, _) in commands.items()]
+    lines += ["", "%bioim help COMMAND shows a command's flags."]
+    return "\n".join(lines)
+
+
+def _unknown(name: str, commands: dict[str, Any]) -> str:
+    return f"%bioim: unknown command {name!r}; choose from: {', '.join(commands)}"
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="%bioim", description="bioimnb in a notebook: info, ls, scan, convert, view")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = _Parser(prog="%bioim", description="bioimnb in a notebook")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+    hlp = sub.add_parser("help", help="list the subcommands, or show one's flags (%bioim help NAME)")
+    hlp.add_argument("topic", nargs="?")
     info = sub.add_parser("info", help="describe an image")
     info.add_argument("source")
     add_storage_args(info)
@@ -67,10 +101,21 @@ def _parser() -> argparse.ArgumentParser:
 class BioimMagics(Magics):
     @line_magic
     def bioim(self, line: str) -> Any:
-        """``%bioim info|ls|scan|convert|view ...`` (``%bioim -h`` for help)."""
+        """``%bioim COMMAND ...``: ``%bioim help`` lists the commands."""
+        words = shlex.split(line)
+        parser = _parser()
+        if not words:
+            print(help_text())
+            return None
+        commands = _commands(parser)
+        if not words[0].startswith("-") and words[0] not in commands:
+            raise UsageError(_unknown(words[0], commands))
         try:
-            args = _parser().parse_args(shlex.split(line))
+            args = parser.parse_args(words)
         except _HelpShown:
+            return None
+        if args.command == "help":
+            print(help_text(args.topic))
             return None
         import bioimnb
         from bioimnb.core.errors import BioimnbError
@@ -82,13 +127,14 @@ class BioimMagics(Magics):
             if args.command == "info":
                 from ..core.text import format_info
 
-                img = bioimnb.open_image(args.source, **storage_options(args))
-                print(format_info(img.describe()))
-                return img
+                with bioimnb.open_image(args.source, **storage_options(args)) as img:
+                    print(format_info(img.describe()))
+                return None  # the description only: a returned image would print its repr too
             if args.command == "ls":
+                from ..core.locations import browse
                 from ..core.text import format_listing
 
-                page = bioimnb.browse(args.url, **storage_options(args)).list(page_size=args.page_size, page=args.page)
+                page = browse(args.url, **storage_options(args)).list(page_size=args.page_size, page=args.page)
                 print(format_listing(page.to_dict()) or "(empty)")
                 return None
             if args.command == "scan":
