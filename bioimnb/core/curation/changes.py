@@ -281,7 +281,8 @@ def apply_changes(ome: OME, assignments: Iterable[tuple[str, Any]] | Iterable[st
             errors.append(exc)
     if errors:
         first = errors[0]
-        more = f" (and {len(errors) - 1} more invalid field{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+        others = ", ".join(e.source for e in errors[1:])
+        more = f" (also invalid: {others})" if others else ""
         raise InvalidField(first.source, first.reason + more + "; nothing was changed")
     return new, changes
 

@@ -113,7 +113,7 @@ def semantic_problems(ome: Any) -> list[str]:
         if px.channels:
             samples = sum(ch.samples_per_pixel or 1 for ch in px.channels)
             if samples != px.size_c:
-                out.append(f"{where}.pixels.channels: {len(px.channels)} channels with {samples} samples, but size_c is {px.size_c}")
+                out.append(f"{where}.pixels.channels: the channels have {samples} samples in all, but size_c is {px.size_c}")
         for c, ch in enumerate(px.channels):
             seen(ch.id, f"{where}.pixels.channels[{c}]")
             for attr in ("excitation_wavelength", "emission_wavelength"):
