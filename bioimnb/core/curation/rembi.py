@@ -587,7 +587,7 @@ def load(
     """The effective study of ``folder``: its sidecar merged over those of its parent folders
     (up to ``root``, or the filesystem root / the bucket), or None when no sidecar applies.
     ``inherit=False``: the folder's own sidecar only."""
-    index = StudyIndex(root=root, **storage_options)
+    index = StudyIndex(root=root, strict=True, **storage_options)
     text = os.fspath(folder)
     if text.startswith("file://"):
         text = text[len("file://") :]
@@ -650,12 +650,20 @@ class StudyIndex:
     ``for_path(image)`` looks in the image's folder and its parents (up to ``root``, else the
     filesystem root or the bucket) and merges the sidecars found, outermost first.  A sidecar
     that cannot be read or is invalid is remembered in :attr:`errors` (one line each) and does
-    not apply.  Remote folders are looked at only when ``remote=True`` (each is a request).
+    not apply (``strict=True``: raises it).  Remote folders are looked at only when ``remote=True`` (each is a request).
     """
 
-    def __init__(self, *, root: str | os.PathLike[str] | None = None, remote: bool = True, **storage_options: Any) -> None:
+    def __init__(
+        self,
+        *,
+        root: str | os.PathLike[str] | None = None,
+        remote: bool = True,
+        strict: bool = False,
+        **storage_options: Any,
+    ) -> None:
         self.root = None if root is None else os.path.abspath(os.fspath(root))
         self.remote = remote
+        self.strict = strict
         self.storage_options = storage_options
         self._own: dict[str, RembiStudy | None] = {}
         self._effective: dict[str, RembiStudy | None] = {}
@@ -671,6 +679,8 @@ class StudyIndex:
             if _exists(path, self.storage_options):
                 study = read_sidecar(path, root=self.root if not _is_url(path) else None, **self.storage_options)
         except BioimnbError as exc:
+            if self.strict:
+                raise
             self.errors[path] = str(exc)
         self._own[folder] = study
         return study
