@@ -148,6 +148,7 @@ class Executor:
         self.pool: cf.ThreadPoolExecutor | None = None
         self._own_client = False
         self._own_cluster: Any = None
+        self._gateway: list[Any] = []  # the cluster handle made for "gateway[:NAME]", closed with the job
         self._in_flight: set[Any] = set()
         if scheduler is None:
             scheduler = default_scheduler()
@@ -186,13 +187,14 @@ class Executor:
     def _gateway_client(self, spec: str) -> Any:
         from dask_gateway import Gateway
 
-        gateway = Gateway()
+        gateway = Gateway()  # closed by its cluster handle (closing it twice warns)
         if spec == "gateway":
             cluster = gateway.new_cluster(shutdown_on_close=True)
             self._own_cluster = cluster
             cluster.adapt(minimum=1, maximum=int(_config(GATEWAY_MAX_WORKERS_CONFIG, 4)))
         else:
             cluster = gateway.connect(spec.split(":", 1)[1])
+        self._gateway.append(cluster)
         return cluster.get_client(set_as_default=False)
 
     def _wait_for_workers(self) -> int:
@@ -247,6 +249,9 @@ class Executor:
         if self._own_cluster is not None:
             cluster, self._own_cluster = self._own_cluster, None
             cluster.shutdown()
+        while self._gateway:  # a connected cluster's handle (the cluster keeps running)
+            with contextlib.suppress(Exception):
+                self._gateway.pop().close()
 
     def __enter__(self) -> Executor:
         return self
