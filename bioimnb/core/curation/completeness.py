@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..facts import ImageFacts
     from .rembi import RembiStudy, StudyIndex
 
-__all__ = ["MINIMUM", "Requirement", "assess", "completeness", "minimum_fields", "summarize"]
+__all__ = ["MINIMUM", "Requirement", "assess", "completeness", "format_line", "format_summary", "minimum_fields", "summarize"]
 
 
 @dataclass(frozen=True)
@@ -250,3 +250,30 @@ def _folder_of(path: str) -> str:
     if "://" in path:
         return path.rstrip("/").rsplit("/", 1)[0]
     return os.path.dirname(path.rstrip("/")) or "."
+
+
+# --------------------------------------------------------------------------------------------
+# Text, as the front ends show it
+# --------------------------------------------------------------------------------------------
+
+
+def format_line(path: str, result: dict[str, Any]) -> str:
+    """One image: ``  75%  path  missing: a, b``."""
+    missing = result["missing"]
+    tail = f"  missing: {', '.join(missing)}" if missing else "  complete"
+    return f"{result['score'] * 100:5.0f}%  {path}{tail}"
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The folder's score and what is missing how often, a few lines."""
+    images = summary["images"]
+    lines = [
+        f"completeness {summary['score'] * 100:.0f}% over {images} image(s); "
+        f"{summary['complete']} complete, {summary['unreadable']} unreadable, "
+        f"{summary['with_study']} with a REMBI study"
+    ]
+    for name, count in summary["missing"].items():
+        lines.append(f"  missing {name}: {count} of {images}")
+    for line in summary.get("sidecar_errors", []):
+        lines.append(f"  sidecar not applied: {line}")
+    return "\n".join(lines)

@@ -280,6 +280,12 @@ def export(
     text = os.fspath(folder)
     if not (bia_filelist_path or rembi_path or idr_annotations_path):
         raise ExportError(text, "nothing to export: give a BIA file list, a REMBI JSON and/or an IDR annotation CSV to write")
+    for out in (bia_filelist_path, rembi_path, idr_annotations_path):
+        target = os.fspath(out) if out else ""
+        if target and "://" not in target:
+            directory = os.path.dirname(os.path.abspath(target))
+            if not os.path.isdir(directory):
+                raise SourceNotFound(target, f"cannot be written: no such folder {directory}")
     result: dict[str, Any] = {}
     study = None
     if rembi_path:
@@ -298,13 +304,13 @@ def export(
         path = _write(os.fspath(bia_filelist_path), bia_filelist(table))
         result["bia_filelist"] = {"path": path, "rows": len(table)}
         if progress:
-            progress(f"BIA file list: {len(table)} rows -> {path}")
+            progress(f"BIA file list: {len(table)} row(s) -> {path}")
     if idr_annotations_path:
         csv_text = idr_annotations(table)
         path = _write(os.fspath(idr_annotations_path), csv_text)
         result["idr_annotations"] = {"path": path, "rows": sum(len(r.annotations) for r in table)}
         if progress:
-            progress(f"IDR annotations: {result['idr_annotations']['rows']} rows -> {path}")
+            progress(f"IDR annotations: {result['idr_annotations']['rows']} row(s) -> {path}")
     if rembi_path and study is not None:
         path = _write(os.fspath(rembi_path), study.to_json())
         result["rembi"] = {"path": path, "missing": study.missing()}
