@@ -174,19 +174,37 @@ def _labextension_path(base: Path) -> Path:
 
 @contextlib.contextmanager
 def start_hub(base: Path, users: list[str], *, server_args: list[str] | None = None, timeout: float = 90) -> Iterator[Hub]:
-    """A running JupyterHub serving ``users`` (homes under ``base/home/<user>``, created here)."""
+    """A running JupyterHub serving ``users`` (homes under ``base/home/<user>``, created here).
+    A free port taken by another process between choosing and binding it (the machine is
+    shared) is retried with new ports, twice."""
+    for attempt in range(3):
+        try:
+            with _start_hub(base / f"run{attempt}", base, users, server_args, timeout) as hub:
+                yield hub
+                return
+        except _PortTaken:
+            continue
+    raise HubError("JupyterHub: its ports were taken three times in a row")
+
+
+class _PortTaken(HubError):
+    pass
+
+
+@contextlib.contextmanager
+def _start_hub(run: Path, base: Path, users: list[str], server_args: list[str] | None, timeout: float) -> Iterator[Hub]:
     proxy = shutil.which("configurable-http-proxy")
     if proxy is None:
         raise HubError(
             "configurable-http-proxy not found: install it from npm "
             "(`npm install -g configurable-http-proxy`, as `make system-deps` does)"
         )
-    base.mkdir(parents=True, exist_ok=True)
+    run.mkdir(parents=True, exist_ok=True)
     for user in users:
         (base / "home" / user).mkdir(parents=True, exist_ok=True)
     port, hub_port, api_port = free_port(), free_port(), free_port()
     admin_token = secrets.token_hex(24)
-    ext_path = _labextension_path(base)
+    ext_path = _labextension_path(run)
     args = [
         "--allow-root",
         f"--LabApp.extra_labextensions_path={ext_path}",
@@ -197,7 +215,8 @@ def start_hub(base: Path, users: list[str], *, server_args: list[str] | None = N
         "port": port,
         "hub_port": hub_port,
         "api_port": api_port,
-        "base": str(base),
+        "base": str(run),
+        "homes": str(base / "home"),
         "users": users,
         "password": PASSWORD,
         "admin_token": admin_token,
@@ -205,20 +224,20 @@ def start_hub(base: Path, users: list[str], *, server_args: list[str] | None = N
         "args": args,
         "proxy": proxy,
     }
-    (base / "hub.json").write_text(json.dumps(config))
-    (base / "jupyterhub_config.py").write_text(HUB_CONFIG)
+    (run / "hub.json").write_text(json.dumps(config))
+    (run / "jupyterhub_config.py").write_text(HUB_CONFIG)
     env = dict(os.environ)
     env.update(
         PATH=str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""),
         PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""),
         CONFIGPROXY_AUTH_TOKEN=secrets.token_hex(24),
-        BIOIMNB_HUB_TEST_CONFIG=str(base / "hub.json"),
+        BIOIMNB_HUB_TEST_CONFIG=str(run / "hub.json"),
     )
-    log = base / "hub.log"
+    log = run / "hub.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", str(base / "jupyterhub_config.py")],
-            cwd=base,
+            [sys.executable, "-m", "jupyterhub", "-f", str(run / "jupyterhub_config.py")],
+            cwd=run,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -229,7 +248,10 @@ def start_hub(base: Path, users: list[str], *, server_args: list[str] | None = N
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                raise HubError(f"JupyterHub exited with {proc.returncode}:\n{_tail(log)}")
+                tail = _tail(log)
+                if "Address already in use" in tail:
+                    raise _PortTaken(tail)
+                raise HubError(f"JupyterHub exited with {proc.returncode}:\n{tail}")
             with contextlib.suppress(OSError):
                 if hub.admin("GET", "").status == 200:
                     break
@@ -267,7 +289,7 @@ c.JupyterHub.authenticator_class = "dummy"
 c.DummyAuthenticator.password = cfg["password"]
 c.Authenticator.allowed_users = set(cfg["users"])
 c.JupyterHub.spawner_class = SimpleLocalProcessSpawner
-c.SimpleLocalProcessSpawner.home_dir_template = os.path.join(cfg["base"], "home", "{username}")
+c.SimpleLocalProcessSpawner.home_dir_template = os.path.join(cfg["homes"], "{username}")
 c.Spawner.cmd = cfg["cmd"]
 c.Spawner.args = cfg["args"]
 c.Spawner.default_url = "/lab"
