@@ -15,5 +15,8 @@ __all__ = ["setup_handlers"]
 
 def _load_jupyter_server_extension(server_app: Any) -> None:
     """Register the bioimnb handlers with the server's tornado application."""
+    from .locations import BioimnbConfig, setup_location_handlers
+
     setup_handlers(server_app.web_app)
+    setup_location_handlers(server_app.web_app, BioimnbConfig(parent=server_app), server_app.log)
     server_app.log.info("bioimnb: server extension loaded")

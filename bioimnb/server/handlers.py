@@ -15,9 +15,12 @@ Routes (all ``GET``, under ``{base_url}bioimnb/``):
 ``api/formats``
     The reader registry: ``{"readers": [{name, formats, priority, pyramids, scenes, remote,
     metadata_write, plugin}], "file_types": [...]}`` (plugins included).
-``api/ls?path=REL[&page_size=100][&page=TOKEN]``
+``api/ls?path=REL[&page_size=100][&page=TOKEN][&location=ID]``
     One page of a folder as bioimnb classifies it (:meth:`bioimnb.core.locations.Location.list`,
-    paths relative to the root): images as one entry, ``error`` and ``incomplete`` flags.
+    paths relative to the root): images as one entry, ``error`` and ``incomplete`` flags.  With
+    ``location``, a folder of a configured storage location, relative to it
+    (:mod:`bioimnb.server.locations`, which also serves ``api/locations``, ``api/thumbnail``
+    and ``api/facts``).
 ``api/image?path=REL[&scene=0]``
     :meth:`~bioimnb.core.tiles.TileRenderer.info` of the scene, with ``source`` replaced by
     ``REL`` (the server's root is never disclosed) and ``version``: a token of the file's
@@ -536,13 +539,29 @@ class ListingHandler(_ImageHandler):
         try:
             page_size = min(self.int_arg("page_size", 100, minimum=1), MAX_LISTING_PAGE)
             token = self.get_query_argument("page", None) or None
-            if rel not in ("", "."):
-                self.service.resolve(rel)  # the same refusals as the image routes (hidden, escapes)
             service = self.service
+            ident = self.get_query_argument("location", "root") or "root"
+            if ident != "root":
+                # A configured location (bioimnb.server.locations): paths relative to it.
+                from .locations import LOCATIONS_KEY, refuse_hidden
 
-            def job() -> bytes:
-                loc = browse(rel or ".", root=service.root_dir, show_hidden=service.allow_hidden)
-                return json_encode(loc.list(page_size, token).to_dict()).encode()
+                configured = {loc.id: loc for loc in self.settings.get(LOCATIONS_KEY, [])}
+                if ident not in configured:
+                    raise SourceNotFound(ident, "no such location")
+                refuse_hidden(rel, service.allow_hidden)
+                where = configured[ident]
+
+                def job() -> bytes:
+                    page = where.location(rel, service.allow_hidden).list(page_size, token)
+                    return json_encode(page.to_dict()).encode()
+
+            else:
+                if rel not in ("", "."):
+                    self.service.resolve(rel)  # the same refusals as the image routes (hidden, escapes)
+
+                def job() -> bytes:
+                    loc = browse(rel or ".", root=service.root_dir, show_hidden=service.allow_hidden)
+                    return json_encode(loc.list(page_size, token).to_dict()).encode()
 
             result = await service.run(job)
         except Exception as exc:
