@@ -209,6 +209,19 @@ def test_source_changed_since_an_interrupted_run_is_named(tmp_path):
     assert (dest / "a.bin").stat().st_size == 300_000  # the earlier copy is left alone
 
 
+def test_ten_thousand_small_files(tmp_path):
+    src = tmp_path / "many"
+    for d in range(10):
+        sub = src / f"d{d}"
+        sub.mkdir(parents=True)
+        for i in range(1000):
+            (sub / f"f{i:04d}.txt").write_bytes(f"{d}/{i}\n".encode())
+    r = transfer(src, tmp_path / "copy")
+    assert r.ok and r.copied == r.files == 10_000 and r.bytes == sum(len(f"{d}/{i}\n") for d in range(10) for i in range(1000))
+    assert sum(1 for p in (tmp_path / "copy").rglob("*") if p.is_file()) == 10_000
+    assert (tmp_path / "copy" / "d7" / "f0123.txt").read_bytes() == b"7/123\n"
+
+
 def test_destination_inside_the_source_is_refused(tmp_path):
     make_source(tmp_path / "src")
     with pytest.raises(BioimnbError, match="inside the source"):

@@ -15,7 +15,7 @@ from ..storage import Resolved, resolve, storage_errors
 from .bag import read_bag_info
 from .checksums import parse_manifest
 from .manifest import MANIFEST_NAME, NotAFolder, hash_items
-from .plan import Item, plan
+from .plan import Item, fresh, plan
 
 __all__ = ["FixityError", "FixityReport", "fixity"]
 
@@ -143,7 +143,7 @@ def fixity(
     returns a :class:`FixityReport` (``.intact``).  Raises :class:`FixityError` when there is
     nothing to check against or the manifest cannot be read."""
     start = time.perf_counter()
-    res = resolve(folder_or_bag, **storage_options)
+    res = fresh(resolve(folder_or_bag, **storage_options))
     with storage_errors(res.url):
         is_dir = os.path.isdir(res.path) if res.local else bool(res.fs.isdir(res.path))
         if not is_dir:

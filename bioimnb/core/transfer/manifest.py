@@ -21,7 +21,7 @@ from ..storage import Resolved, resolve, storage_errors
 from ..version import VERSION
 from .bag import manifest_text
 from .checksums import Digests
-from .plan import Item, plan
+from .plan import Item, fresh, plan
 
 __all__ = ["JSON_NAME", "MANIFEST_NAME", "ManifestReport", "hash_items", "manifest"]
 
@@ -180,7 +180,7 @@ def manifest(
     :class:`ManifestReport`.  ``images=False`` skips the image facts (format, shape, dims), which
     the scan reads from the images' headers."""
     start = time.perf_counter()
-    res = resolve(folder, **storage_options)
+    res = fresh(resolve(folder, **storage_options))
     kind, items = plan(res, exclude_own=True, **storage_options)
     if kind == "file":
         raise NotAFolder(res.url, "not a folder; a manifest describes a folder")

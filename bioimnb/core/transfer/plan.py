@@ -20,7 +20,7 @@ from ..errors import SourceNotFound
 from ..locations import walk
 from ..storage import Resolved, storage_errors
 
-__all__ = ["JOURNAL_FOLDER", "OWN_NAMES", "Item", "files_below", "plan"]
+__all__ = ["JOURNAL_FOLDER", "OWN_NAMES", "Item", "files_below", "fresh", "plan"]
 
 JOURNAL_FOLDER = ".bioimnb-transfer"
 """The folder at a local destination that holds the resume journal and the files being written."""
@@ -38,6 +38,14 @@ class Item:
     """Path on the source filesystem."""
     size: int | None = None
     """Size as listed (None when the listing does not say)."""
+
+
+def fresh(res: Resolved) -> Resolved:
+    """``res`` with its filesystem's listing cache dropped: filesystem objects are shared
+    within a process, and a transfer or a fixity check must see the store as it is now."""
+    if not res.local:
+        res.fs.invalidate_cache()
+    return res
 
 
 def _fs_path(res: Resolved, entry_path: str) -> str:
