@@ -41,8 +41,12 @@ __all__ = [
     "RembiError",
     "RembiStudy",
     "StudyIndex",
+    "fbbi_term_id",
     "field_spec",
     "load",
+    "ncbi_taxon_id",
+    "normalize_value",
+    "orcid_id",
     "parse",
     "read_sidecar",
     "required_fields",
@@ -253,6 +257,13 @@ def _author(value: Any, where: str) -> dict[str, Any]:
     if role:
         out["role"] = role
     return out
+
+
+def orcid_id(text: str) -> str | None:
+    """The bare ORCID iD (``0000-0002-1825-0097``) of ``text`` (with or without the
+    https://orcid.org/ prefix); None when it is not one."""
+    m = _ORCID.match(text.strip())
+    return m.group(1) if m else None
 
 
 def ncbi_taxon_id(text: str) -> str | None:
