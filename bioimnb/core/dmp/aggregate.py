@@ -25,13 +25,21 @@ from typing import Any
 from ..errors import BioimnbError
 from ..facts import ImageFacts, scan
 
-__all__ = ["DmpFacts", "FormatStats", "aggregate", "format_info", "gather"]
+__all__ = ["DmpFacts", "FormatStats", "aggregate", "format_info", "gather", "size"]
 
 HERE = Path(__file__).resolve().parent
 PYRAMID_FACTOR = 4 / 3
 """Extra bytes of a pyramid whose levels halve X and Y: 1 + 1/4 + 1/16 + ... < 4/3."""
 
 MANIFEST_NAMES = ("bioimnb-manifest.json", "bag-info.txt")
+
+
+def size(n: float) -> str:
+    """Decimal units, as storage is sold and repositories state their limits."""
+    for div, unit in ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
+        if n >= div:
+            return f"{n / div:,.2f} {unit}"
+    return f"{int(n):,} bytes"
 
 
 @lru_cache(maxsize=1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .aggregate import DmpFacts
+from .aggregate import DmpFacts, size
 from .answers import Answers
 
 __all__ = ["TB", "Cost", "estimate"]
@@ -40,10 +40,6 @@ class Cost:
         return asdict(self)
 
 
-def tb(n: float) -> str:
-    return f"{n / TB:,.4f} TB" if n < TB else f"{n / TB:,.2f} TB"
-
-
 def estimate(facts: DmpFacts, answers: Answers) -> Cost:
     growth = float(facts.growth_bytes_per_month)
     projected = int(round(facts.bytes + growth * answers.growth_months))
@@ -54,7 +50,7 @@ def estimate(facts: DmpFacts, answers: Answers) -> Cost:
     total = None if price is None else projected / TB * units * price
     zarr_total = None if price is None else zarr_projected / TB * units * price
     assumptions = [
-        f"volume now: {facts.bytes:,} bytes ({tb(facts.bytes)}), measured by the scan",
+        f"volume now: {facts.bytes:,} bytes ({size(facts.bytes)}), measured by the scan",
         (
             f"growth: {growth:,.0f} bytes per month (measured from {facts.growth_basis}) "
             f"for {answers.growth_months} more months"

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BioimnbError
-from .aggregate import DmpFacts
+from .aggregate import DmpFacts, size
 from .answers import Answers, make_answers
 from .costs import Cost, estimate
 from .repositories import Advice, advise
@@ -53,8 +53,6 @@ class Plan:
         return new
 
     def summary(self) -> str:
-        from .text import size
-
         f = self.facts
         if f.empty:
             return "No files found in the scanned locations."

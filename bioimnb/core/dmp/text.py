@@ -14,6 +14,7 @@ import re
 from typing import TYPE_CHECKING
 
 from ..version import VERSION
+from .aggregate import size
 from .answers import licences
 from .repositories import gb
 
@@ -32,14 +33,6 @@ SECTIONS = (
 )
 CHART_TITLES = {"volume_by_format": "Volume by format", "growth": "Growth over time"}
 MAX_LISTED_FAILURES = 100
-
-
-def size(n: float) -> str:
-    """Decimal units (storage is sold and repositories state limits that way)."""
-    for div, unit in ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
-        if n >= div:
-            return f"{n / div:,.2f} {unit}"
-    return f"{int(n):,} bytes"
 
 
 def _esc(text: object) -> str:
@@ -222,9 +215,15 @@ def _markdown_with_placeholders(plan: Plan) -> str:
                 + " and "
                 + F("Last acquisition", f.acquired_last or "", basis)
                 + f" (dated by {basis}: {f.dated_by_acquisition} from acquisition dates, {f.dated_by_mtime} from file modification times). "
-                "They grew by "
-                + F("Growth per month", f"{size(f.growth_bytes_per_month)} per month", f"bytes dated in those months / {len(f.growth)} months")
-                + " on average."
+                + (
+                    "They grew by "
+                    + F("Growth per month", f"{size(f.growth_bytes_per_month)} per month", f"bytes dated in those months / {len(f.growth)} months")
+                    + f" on average over {len(f.growth)} months."
+                    if len(f.growth) > 1
+                    else "All of them date from one month, "
+                    + F("Growth per month", f"{size(f.growth_bytes_per_month)} per month", "bytes dated in that one month")
+                    + ": a rate measured over a single month; regenerate the plan as data arrive to measure it better."
+                )
             )
             add("")
             add("CHART:growth")
