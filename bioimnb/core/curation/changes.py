@@ -298,8 +298,7 @@ def _apply_one(ome: Any, fieldname: str, value: Any) -> Change:
     steps, key = canonical_field(fieldname)
     if key is not None:
         image = _step(ome, "images", steps[0][1], steps, fieldname)
-        index = steps[0][1] or 0
-        old = dict(get_map(ome, index)).get(key)
+        old = dict(get_map(ome, steps[0][1] or 0)).get(key)
         new_value = None if value is None or (isinstance(value, str) and value == "") else str(value)
         set_map_value(ome, image, key, new_value)
         return Change(field_text(steps, key), old, new_value)
@@ -309,7 +308,9 @@ def _apply_one(ome: Any, fieldname: str, value: Any) -> Change:
         raise InvalidField(fieldname, f"{canonical} names a whole item; set one of its fields, e.g. {canonical}.name")
     converted = _convert(parent, name, value, fieldname)
     old = getattr(parent, name)
-    if isinstance(old, list) or hasattr(old, "model_fields"):
+    if isinstance(old, list):
+        raise InvalidField(fieldname, f"{canonical} is a list: set a field of one item, e.g. {canonical}[0].name")
+    if hasattr(old, "model_fields"):
         raise InvalidField(fieldname, f"{canonical} is a group of fields, not a value")
     try:
         setattr(parent, name, converted)

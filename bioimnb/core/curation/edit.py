@@ -20,7 +20,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import BioimnbError, CorruptFile
-from .changes import PROVENANCE_NS, Change, apply_changes, diff_models, get_map, parse_assignments, set_map_value
+from .changes import (
+    PROVENANCE_NS,
+    Change,
+    apply_changes,
+    diff_models,
+    get_map,
+    parse_assignments,
+    set_map_value,
+)
 from .model import MetadataDocument, load, sidecar_path
 from .validate import ValidationReport, schema_problems, validate_document
 
@@ -152,6 +160,7 @@ class EditSession:
 
             loc = description_location(doc.res.path)
             extra["previous_xml"] = loc.text()
+        _keep_history(doc.ome, final)
         _add_provenance(final, changes, extra)
         xml = final.to_xml().encode("utf-8")
         problems = schema_problems(xml, doc.source)
@@ -180,6 +189,20 @@ class EditSession:
         if doc.kind == "sidecar" and not any("companion file" in n and "comes from" in n for n in doc.notes):
             doc.notes = [f"the metadata shown comes from the companion file {os.path.basename(doc.target)}, where edits are saved", *doc.notes[1:]]
         return result
+
+
+def _keep_history(stored: Any, ome: Any) -> None:
+    """Provenance is append-only: an undo back past a save must not drop that save's record."""
+    from ome_types.model import StructuredAnnotations
+
+    sa = stored.structured_annotations
+    records = [a for a in sa.map_annotations if a.namespace == PROVENANCE_NS] if sa is not None else []
+    if not records:
+        return
+    if ome.structured_annotations is None:
+        ome.structured_annotations = StructuredAnnotations()
+    kept = [a for a in ome.structured_annotations.map_annotations if a.namespace != PROVENANCE_NS]
+    ome.structured_annotations.map_annotations = kept + [a.model_copy(deep=True) for a in records]
 
 
 def _add_provenance(ome: Any, changes: list[Change], extra: Mapping[str, str]) -> None:

@@ -145,11 +145,12 @@ def load(source: str | os.PathLike[str], *, root: str | os.PathLike[str] | None 
             if xml:
                 ome, notes, schema = parse_document(xml, res.url)
                 return MetadataDocument(res.url, "ome-tiff", ome, res, res.url, fmt, xml, schema, notes)
-        if fmt == "OME-Zarr":
+        if (found.format or "").startswith("OME-Zarr"):  # the classification's names: OME-Zarr, OME-Zarr plate
             paths = _scene_paths(img)
-            xml = _zarr_xml(res)
-            if xml is not None:
-                ome, notes, schema = parse_document(xml, res.url + "/OME/METADATA.ome.xml")
+            raw = _zarr_xml(res)
+            xml = None if raw is None else raw.decode("utf-8", "replace")
+            if raw is not None:
+                ome, notes, schema = parse_document(raw, res.url + "/OME/METADATA.ome.xml")
             else:
                 ome, notes, schema = img.ome, [], OME_2016_06
                 if len(img.scenes) > 1:

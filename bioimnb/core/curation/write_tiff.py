@@ -80,7 +80,7 @@ def _point(fd: int, loc: DescriptionLocation, offset: int, count: int) -> None:
     fmt = loc.byteorder + ("II" if loc.offsetsize == 4 else "QQ")
     packed = struct.pack(fmt, count, offset)
     if os.pwrite(fd, packed, loc.entry + 4) != len(packed):  # pragma: no cover - a short write of 8 bytes
-        raise OSError(f"short write of the ImageDescription entry in {os.fsdecode(loc.entry)}")
+        raise OSError(f"short write of the ImageDescription entry at byte {loc.entry}")
     os.fsync(fd)
 
 
@@ -115,7 +115,7 @@ def restore_previous(path: str, offset: int, count: int) -> DescriptionLocation:
     The bytes there must be an OME-XML document; returns the location that was current."""
     loc = description_location(path)
     size = os.path.getsize(path)
-    if not (0 < offset and count > 0 and offset + count <= size):
+    if not (offset > 0 and count > 0 and offset + count <= size):
         raise CorruptFile(path, f"no earlier OME-XML at offset {offset} (length {count})")
     with open(path, "rb", buffering=0) as fh:
         fh.seek(offset)

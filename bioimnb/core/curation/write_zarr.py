@@ -107,10 +107,9 @@ def ngff_updates(holder: dict[str, Any], old_image: Any, new_image: Any) -> list
                 break
             entry = omero["channels"][i]
             old_ch = old_px.channels[i] if i < len(old_px.channels) else None
-            if ch.name is not None and (old_ch is None or old_ch.name != ch.name or entry.get("label") != ch.name):
-                if entry.get("label") != ch.name:
-                    entry["label"] = ch.name
-                    done.append(f"omero.channels[{i}].label")
+            if ch.name is not None and (old_ch is None or old_ch.name != ch.name) and entry.get("label") != ch.name:
+                entry["label"] = ch.name
+                done.append(f"omero.channels[{i}].label")
             hexcolor = color_hex(ch.color)
             if old_ch is not None and hexcolor and color_hex(old_ch.color) != hexcolor and entry.get("color") != hexcolor:
                 entry["color"] = hexcolor
