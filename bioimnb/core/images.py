@@ -315,11 +315,15 @@ def _readable_formats() -> str:
 
 
 def open_image(
-    source: str | os.PathLike[str] | MultiscaleImage,
+    source: Any,
     scene: int | str | None = None,
     *,
     root: str | os.PathLike[str] | None = None,
     reader: str | None = None,
+    axes: str | None = None,
+    physical_size: Any = None,
+    channel_names: list[str] | None = None,
+    name: str | None = None,
     **storage_options: Any,
 ) -> MultiscaleImage:
     """Open an image lazily: headers and metadata now, pixels only when asked for.
@@ -332,10 +336,37 @@ def open_image(
     included, to that folder: a link leading outside is refused, never followed.
     ``reader`` names a registered reader to use instead of the one the registry picks
     (``bioimnb.core.registry.readers()`` lists them).
+
+    ``source`` may also be an image in memory: a numpy, dask or zarr array, an xarray
+    DataArray, or a bioio ``BioImage`` / aicsimageio ``AICSImage`` (:mod:`bioimnb.core.readers.
+    memory`).  ``axes`` (e.g. ``"CZYX"``; default by dimensionality, a last axis of 3 or 4 uint8
+    values is RGB), ``physical_size`` (micrometres: a number for Y and X, ``(z, y, x)`` or a
+    dict) and ``channel_names`` describe it where the object does not; ``name`` is what
+    messages and the viewer call it.  Nothing is computed.
     """
     if isinstance(source, MultiscaleImage):
         return source if scene is None else source.select_scene(scene)
+    if not isinstance(source, (str, os.PathLike)):
+        from .readers.memory import from_object
+
+        return _open_backend_scene(from_object(source, axes, physical_size, channel_names, name), scene, source=name)
+    if isinstance(source, str) and source.startswith(_MEMORY_SCHEME):
+        from .readers.memory import lookup
+
+        return _open_backend_scene(lookup(source), scene, source=source)
     return open_resolved(resolve(source, root=root, **storage_options), scene, reader=reader)
+
+
+_MEMORY_SCHEME = "bioimnb-memory:"  # bioimnb.core.readers.memory.MEMORY_SCHEME (a test checks they agree)
+
+
+def _open_backend_scene(backend: Backend, scene: int | str | None, source: str | None) -> MultiscaleImage:
+    image = MultiscaleImage(backend, 0)
+    if scene is not None:
+        image = image.select_scene(scene)
+    with storage_errors(backend.source):
+        image._data  # noqa: B018 - build the scene now so bad input fails at open
+    return image
 
 
 def open_resolved(
