@@ -181,3 +181,14 @@ def test_completeness_per_folder_and_cached_second_run(tmp_path: Path, monkeypat
     monkeypatch.setattr(facts_mod, "_facts_task", refuse)
     second = comp.completeness(data, cache=cache)
     assert second == first
+
+
+def test_root_relative_facts_find_their_sidecars(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ome_tiff(tmp_path / "proj" / "x.ome.tif", **FULL)
+    rembi.save(tmp_path / "proj", _study(**FULL_STUDY))
+    rembi.save(tmp_path, _study(**{"study.title": "above the root"}))
+    facts = list(scan("proj", root=tmp_path, cache=False))
+    assert [f.path for f in facts if f.kind == "image"] == ["proj/x.ome.tif"]
+    monkeypatch.chdir(tmp_path.parent)  # relative paths must not be read against the cwd
+    out = comp.summarize(facts, root=tmp_path)
+    assert out["with_study"] == 1 and out["complete"] == 1

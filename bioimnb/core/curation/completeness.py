@@ -137,13 +137,13 @@ def assess(facts: ImageFacts, study: RembiStudy | None = None) -> dict[str, Any]
 StudyLookup = Callable[[str], "RembiStudy | None"]
 
 
-def _lookup(studies: StudyIndex | StudyLookup | bool | None) -> StudyLookup | None:
+def _lookup(studies: StudyIndex | StudyLookup | bool | None, root: str | os.PathLike[str] | None = None) -> StudyLookup | None:
     if studies is False or studies is None:
         return None
     if studies is True:
         from .rembi import StudyIndex
 
-        index = StudyIndex(remote=False)
+        index = StudyIndex(root=root, remote=False)
         return index.for_path
     if hasattr(studies, "for_path"):
         return studies.for_path  # type: ignore[union-attr]
@@ -184,7 +184,12 @@ class _Tally:
         }
 
 
-def summarize(facts: Iterable[ImageFacts], *, studies: StudyIndex | StudyLookup | bool | None = True) -> dict[str, Any]:
+def summarize(
+    facts: Iterable[ImageFacts],
+    *,
+    studies: StudyIndex | StudyLookup | bool | None = True,
+    root: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
     """Completeness of many images (e.g. a :func:`~bioimnb.core.facts.scan`).
 
     Returns ``score`` (mean of the images' scores, 0..1), ``images``, ``complete`` (images with
@@ -193,8 +198,10 @@ def summarize(facts: Iterable[ImageFacts], *, studies: StudyIndex | StudyLookup 
     that are not images (other files) are ignored.  ``studies``: True looks for ``rembi.json``
     sidecars of local folders; a :class:`~bioimnb.core.curation.rembi.StudyIndex` (or any
     ``path -> RembiStudy | None``) to use those; False to check image metadata only.
+    ``root``: the root the facts' paths are relative to (a scan under a root gives them so);
+    sidecars above it do not apply.
     """
-    lookup = _lookup(studies)
+    lookup = _lookup(studies, root)
     tally = _Tally()
     for f in facts:
         if f.kind != "image":
