@@ -204,6 +204,14 @@ class _Reader:
             time.sleep(self.delay)
         return bytes(data)
 
+    def readinto(self, view: memoryview) -> int:
+        k = self.fh.readinto(view) if hasattr(self.fh, "readinto") else _copy_into(view, self.fh.read(len(view)))
+        k = k or 0
+        self.read_bytes += k
+        if k and self.delay:
+            time.sleep(self.delay)
+        return k
+
     def blocks(self) -> Iterable[bytes]:
         while True:
             data = self.read()
@@ -229,6 +237,11 @@ class _Reader:
 
     def __exit__(self, *_: Any) -> None:
         self.close()
+
+
+def _copy_into(view: memoryview, data: bytes) -> int:
+    view[: len(data)] = data
+    return len(data)
 
 
 def _source_identity(src: Resolved, item: Item) -> dict[str, Any]:
@@ -439,18 +452,22 @@ class _VerifyFailed(Exception):
     pass
 
 
-def _read_exactly(reader: _Reader, n: int, d: Digests) -> bytes:
-    """Up to ``n`` bytes (fewer only at the end of the file), hashed into ``d``."""
-    chunks = []
+def _read_exactly(reader: _Reader, n: int, d: Digests) -> bytearray:
+    """Up to ``n`` bytes (fewer only at the end of the file), hashed into ``d``, read into one
+    buffer (no intermediate copies: a part is the only large allocation of an upload)."""
+    buf = bytearray(n)
+    view = memoryview(buf)
     got = 0
     while got < n:
-        data = reader.read(min(reader.block, n - got))
-        if not data:
+        k = reader.readinto(view[got : got + min(reader.block, n - got)])
+        if not k:
             break
-        d.update(data)
-        chunks.append(data)
-        got += len(data)
-    return b"".join(chunks)
+        d.update(view[got : got + k])
+        got += k
+    view.release()
+    if got < n:
+        del buf[got:]
+    return buf
 
 
 def _task_id(rel: str) -> str:
