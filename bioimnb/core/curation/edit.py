@@ -32,7 +32,7 @@ from .changes import (
 from .model import MetadataDocument, load, sidecar_path
 from .validate import ValidationReport, schema_problems, validate_document
 
-__all__ = ["PROVENANCE_NS", "EditSession", "SaveResult", "edit_history", "revert", "set_fields"]
+__all__ = ["PROVENANCE_NS", "EditSession", "SaveResult", "carried_edits", "convert_with_edits", "edit_history", "revert", "set_fields"]
 
 _MAX_RECORDED = 200
 
@@ -189,6 +189,45 @@ class EditSession:
         if doc.kind == "sidecar" and not any("companion file" in n and "comes from" in n for n in doc.notes):
             doc.notes = [f"the metadata shown comes from the companion file {os.path.basename(doc.target)}, where edits are saved", *doc.notes[1:]]
         return result
+
+
+def carried_edits(original: Any, edited: Any) -> list[tuple[str, Any]]:
+    """The value edits between two models of one image, as ``(field, value)`` items another
+    copy of the image (e.g. a conversion output) can take: leaf values and key-value pairs."""
+    from .changes import _plain
+
+    items: list[tuple[str, Any]] = []
+    for change in diff_models(original, edited):
+        new = change.new
+        if isinstance(new, (dict, list)) or (new is None and isinstance(change.old, (dict, list))):
+            continue  # whole groups (an added instrument, a removed ROI) are not carried
+        if ".annotation_refs" in change.field or change.field.startswith("structured_annotations"):
+            continue
+        items.append((change.field, "" if new is None else _plain(new)))
+    return items
+
+
+def convert_with_edits(session: EditSession, dest: str | os.PathLike[str], **options: Any) -> tuple[Any, SaveResult]:
+    """Convert the session's image (e.g. a CZI whose edits live in a companion file) and apply
+    its edits to the output's metadata; returns the conversion report and the save result."""
+    from ..convert import convert
+    from ..images import open_image
+
+    with open_image(session.source, **session.storage_options) as img:
+        own = img.ome
+        if len(own.images) < len(img.scenes):
+            from .model import _all_scenes
+
+            own = _all_scenes(img)
+    items = carried_edits(own, session.model)
+    report = convert(session.source, dest, **session.storage_options, **options)
+    out = EditSession(dest, **session.storage_options)
+    for field_name, value in items:
+        try:
+            out.apply([(field_name, value)])
+        except BioimnbError:
+            continue  # a field the output does not have (another image count, no instrument)
+    return report, out.save()
 
 
 def _keep_history(stored: Any, ome: Any) -> None:
