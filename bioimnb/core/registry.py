@@ -466,8 +466,10 @@ def lab_file_types() -> list[dict[str, Any]]:
     for fmt in formats():
         if fmt.directory or not fmt.extensions:
             continue
-        # JupyterLab already knows .tif/.tiff/.png/.jpg: bioimnb is offered for those, not default.
-        plain = fmt.name in ("TIFF", "PNG", "JPEG")
+        # JupyterLab shows .png/.jpg itself: bioimnb is offered for those, not default.  Browsers
+        # cannot decode TIFF (JupyterLab's image viewer shows a broken image), so every TIFF
+        # opens in bioimnb by default.
+        plain = fmt.name in ("PNG", "JPEG")
         out.append(
             {
                 "name": "bioimnb-" + fmt.name.lower().replace(" ", "-"),

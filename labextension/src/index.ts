@@ -11,6 +11,7 @@ import { ServerConnection } from '@jupyterlab/services';
 import { IStateDB } from '@jupyterlab/statedb';
 import { imageIcon } from '@jupyterlab/ui-components';
 import { BrowserFlags, IListingPage } from './browserflags';
+import { BrowsePanel } from './sidepanel';
 import FILE_TYPE_DATA from './filetypes.json';
 import {
   FACTORY,
@@ -57,19 +58,55 @@ export async function requestAPI<T>(
   return data as T;
 }
 
+/** GET a binary route of the bioimnb server extension (thumbnails) as a Blob. */
+export async function requestBlob(endPoint: string): Promise<Blob> {
+  const settings = ServerConnection.makeSettings();
+  const url = URLExt.join(settings.baseUrl, 'bioimnb', endPoint);
+  const response = await ServerConnection.makeRequest(url, {}, settings);
+  if (!response.ok) {
+    let detail = response.statusText;
+    try {
+      detail = ((await response.json()) as { error?: string }).error ?? detail;
+    } catch {
+      // not JSON
+    }
+    throw new ServerConnection.ResponseError(response, detail);
+  }
+  return response.blob();
+}
+
+/** A case-insensitive pattern matching any of `extensions` at the end of a name. */
+function extensionPattern(extensions: string[]): string {
+  const any = (ext: string): string =>
+    ext
+      .replace(/^\./, '')
+      .split('')
+      .map(c => (/[a-z]/i.test(c) ? `[${c.toLowerCase()}${c.toUpperCase()}]` : c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+      .join('');
+  return `\\.(${extensions.map(any).join('|')})$`;
+}
+
 /**
  * The file types bioimnb opens by default, and those it is only offered for ("Open With").
  * Generated from the Python reader registry (`python -m bioimnb.core.registry >
  * src/filetypes.json`); a test keeps the two equal, so a new reader needs no edit here.
  */
+/**
+ * Types that JupyterLab also registers for the same extensions (its own `tiff`, shown by its
+ * image viewer as a broken image because browsers cannot decode TIFF) get a name pattern: the
+ * document registry matches patterns before extensions, so bioimnb's type, and with it the
+ * bioimnb viewer as default, wins for every `.tif`/`.tiff`.
+ */
+const SHADOWS_LAB_TYPE = new Set(['bioimnb-tiff']);
 const FILE_TYPES = FILE_TYPE_DATA.filter(ft => ft.default).map(ft => ({
   name: ft.name,
   displayName: ft.displayName,
   extensions: ft.extensions,
-  mimeTypes: ['application/octet-stream']
+  mimeTypes: ['application/octet-stream'],
+  ...(SHADOWS_LAB_TYPE.has(ft.name) ? { pattern: extensionPattern(ft.extensions) } : {})
 }));
 const DEFAULT_FOR = FILE_TYPES.map(ft => ft.name);
-/** JupyterLab's own types for the plain formats (.tif/.tiff, .png, .jpg): offered, not default. */
+/** JupyterLab's own types for the plain formats (.tif/.tiff, .png, .jpg): offered there too. */
 const ALSO_FOR = ['tiff', 'png', 'jpeg'];
 
 const OPEN_COMMAND = 'bioimnb:open-viewer';
@@ -222,6 +259,25 @@ const plugin: JupyterFrontEndPlugin<void> = {
       browsers.tracker.forEach(hook);
       browsers.tracker.widgetAdded.connect((_, browser) => hook(browser));
     }
+
+    // -- the left-sidebar storage browser ------------------------------------------------
+    const panel = new BrowsePanel({
+      getJSON: <T>(endPoint: string) => requestAPI<T>(endPoint),
+      getBlob: requestBlob,
+      openViewer: (path, isFolder) => {
+        if (isFolder) {
+          openFolder(path);
+        } else {
+          void commands.execute('docmanager:open', { path, factory: FACTORY });
+        }
+      }
+    });
+    panel.title.icon = imageIcon;
+    app.shell.add(panel, 'left', { rank: 850 });
+    if (restorer) {
+      restorer.add(panel, 'bioimnb-storage-browser');
+    }
+    void app.restored.then(() => panel.start());
 
     requestAPI<{ version: string }>('version').catch(reason => {
       console.error('bioimnb: the bioimnb server extension did not answer.', reason);

@@ -202,7 +202,7 @@ def test_c_document_viewer_opens_ome_tiff_and_zarr_folder(lab: Lab, browser: Any
         assert tiles and all(u.startswith(lab.url + "bioimnb/api/tile?") for u in tiles), tiles[:3]
         assert page.locator(".jp-MainAreaWidget .bioimnb-document, .bioimnb-document").count() >= 1
 
-        # bioimnb is the default viewer for OME-TIFF and slides, offered for plain TIFF.
+        # bioimnb is the default viewer for OME-TIFF, slides and (issue 11) every plain TIFF.
         factories = page.evaluate(
             "() => { const r = window.jupyterapp.docRegistry;"
             " return [r.defaultWidgetFactory('a.ome.tif').name, r.defaultWidgetFactory('a.svs').name,"
@@ -210,7 +210,7 @@ def test_c_document_viewer_opens_ome_tiff_and_zarr_folder(lab: Lab, browser: Any
             " r.preferredWidgetFactories('a.tif').map(f => f.name)]; }"
         )
         assert factories[:2] == ["bioimnb viewer", "bioimnb viewer"], factories
-        assert factories[2] != "bioimnb viewer" and "bioimnb viewer" in factories[3], factories
+        assert factories[2] == "bioimnb viewer" == factories[3][0], factories
 
         # A *.zarr folder: double-click in the file browser opens it in the viewer.
         page.evaluate(
