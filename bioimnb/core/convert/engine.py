@@ -28,11 +28,13 @@ from ..errors import AccessDenied, BioimnbError, CorruptFile
 from ..images import MultiscaleImage, open_image
 from ..jobs import Progress, Task, run_tasks
 from ..storage import Resolved, resolve, storage_errors
+from .labels import add_labels
 from .ometiff import convert_to_ome_tiff
 from .options import ConvertOptions
 from .pipeline import (
     ConversionCancelled,
     ConversionReport,
+    InMemory,
     ZarrRun,
     bytes_stored,
     options_json,
@@ -138,7 +140,7 @@ def write_errors(dest: str) -> Iterator[None]:
 
 
 def convert(
-    source: str | os.PathLike[str] | MultiscaleImage,
+    source: Any,
     dest: str | os.PathLike[str],
     *,
     to: str | None = None,
@@ -160,6 +162,11 @@ def convert(
     cancel: Any = None,
     source_options: dict[str, Any] | None = None,
     dest_options: dict[str, Any] | None = None,
+    labels: dict[str, Any] | None = None,
+    axes: str | None = None,
+    physical_size: Any = None,
+    channel_names: list[str] | None = None,
+    name: str | None = None,
     **storage_options: Any,
 ) -> ConversionReport:
     """Convert any readable image to OME-Zarr (NGFF 0.4/0.5) or pyramidal OME-TIFF.
@@ -172,10 +179,16 @@ def convert(
     scheduler address or ``Client``.  ``progress`` receives :class:`Progress` updates; ``cancel``
     is any object with ``is_set()`` (a ``threading.Event``).  ``storage_options`` apply to both
     ends unless ``source_options`` / ``dest_options`` are given.
+
+    ``source`` may be an image in memory (a numpy, dask or zarr array, an xarray DataArray, a
+    bioio ``BioImage``; ``axes``, ``physical_size``, ``channel_names`` and ``name`` as for
+    :func:`~bioimnb.core.images.open_image`): its blocks are read on local threads and verified
+    against it like a file's.  ``labels`` (``{"nuclei": mask, ...}``) are written into the
+    output's ``labels/`` group as NGFF label images (OME-Zarr only; see :func:`add_labels`).
     """
-    if isinstance(source, MultiscaleImage):
-        source = source.source
-    source = os.fspath(source)
+    memory = _memory_image(source, axes, physical_size, channel_names, name)
+    if memory is None:
+        source = os.fspath(source.source if isinstance(source, MultiscaleImage) else source)
     dest = os.fspath(dest)
     src_opts = dict(source_options if source_options is not None else storage_options)
     dst_opts = dict(dest_options if dest_options is not None else storage_options)
@@ -200,17 +213,68 @@ def convert(
     ).validate(dest)
     if overwrite and resume:
         raise BioimnbError(dest, "choose either overwrite (start again) or resume (finish), not both")
-    src_res = resolve(source, **src_opts)
+    if labels and opts.to != "ome-zarr":
+        raise BioimnbError(dest, "label images are written into OME-Zarr only; name the destination .ome.zarr")
     dst_res = resolve(dest, **dst_opts)
-    if _same_or_nested(src_res, dst_res):
-        raise BioimnbError(dest, f"destination overlaps the source {src_res.url}; refusing to write there")
-    img = open_image(source, **src_opts)
-    _guard_file_set(img, dst_res, src_opts)
+    src_res: Resolved | InMemory
+    if memory is not None:
+        if scheduler not in (None, "synchronous", "sync", "threads"):
+            raise BioimnbError(dest, "an in-memory image is converted on local threads; a Dask cluster cannot read it (save it first, or pass scheduler=None)")
+        img, src_res = memory
+        src_opts = {}
+        prepared = _prepared_labels(img, labels, dest)
+    else:
+        src_res = resolve(source, **src_opts)
+        if _same_or_nested(src_res, dst_res):
+            raise BioimnbError(dest, f"destination overlaps the source {src_res.url}; refusing to write there")
+        img = open_image(source, **src_opts)
+        _guard_file_set(img, dst_res, src_opts)
+        prepared = _prepared_labels(img, labels, dest)
     _writable_parent(dst_res)
     with write_errors(dst_res.url):
         if opts.to == "ome-tiff":
             return convert_to_ome_tiff(img, src_res, dst_res, opts, src_opts, dst_opts, scheduler, progress, cancel)
-        return _convert_zarr(img, src_res, dst_res, opts, src_opts, dst_opts, scheduler, progress, cancel)
+        report = _convert_zarr(img, src_res, dst_res, opts, src_opts, dst_opts, scheduler, progress, cancel)
+        for label_name, label in prepared.items():
+            written = add_labels(dest, label_name, label, scene=report.scenes[0]["index"], overwrite=True, verify=opts.verify, **dst_opts)
+            report.checks.extend(written["checks"])
+        return report
+
+
+def _memory_image(
+    source: Any, axes: str | None, physical_size: Any, channel_names: list[str] | None, name: str | None
+) -> tuple[MultiscaleImage, InMemory] | None:
+    """An in-memory source opened, with the key its block tasks reopen it by; None for a path."""
+    from ..readers.memory import MemoryBackend, register
+
+    if isinstance(source, MultiscaleImage):
+        backend = source._backend
+        if not isinstance(backend, MemoryBackend):
+            return None
+        img = source
+    elif isinstance(source, (str, os.PathLike)):
+        return None
+    else:
+        img = open_image(source, axes=axes, physical_size=physical_size, channel_names=channel_names, name=name)
+        backend = img._backend
+        assert isinstance(backend, MemoryBackend)
+    key = register(backend)
+    nbytes = sum(int(np.prod(img.select_scene(i).shape)) * img.dtype.itemsize for i in range(len(img.scenes)))
+    return open_image(key, scene=img.scene_index), InMemory(key, nbytes)
+
+
+def _prepared_labels(img: MultiscaleImage, labels: dict[str, Any] | None, dest: str) -> dict[str, Any]:
+    """Label arrays checked against the image before anything is written (shape, dtype, names)."""
+    from ..readers.memory import label_array
+
+    out: dict[str, Any] = {}
+    for label_name, array in (labels or {}).items():
+        text = str(label_name)
+        if not text or "/" in text or text in (".", ".."):
+            raise BioimnbError(dest, f"label name {text!r} is not a usable group name")
+        label_array(array, img.shape, text, img.source)
+        out[text] = array
+    return out
 
 
 def _prepare_dest(res: Resolved, opts: ConvertOptions, marker_check: Callable[[], dict[str, Any] | None]) -> None:
@@ -245,7 +309,7 @@ def _prepare_dest(res: Resolved, opts: ConvertOptions, marker_check: Callable[[]
 
 def _convert_zarr(
     img: MultiscaleImage,
-    src_res: Resolved,
+    src_res: Resolved | InMemory,
     dst_res: Resolved,
     opts: ConvertOptions,
     src_opts: dict[str, Any],

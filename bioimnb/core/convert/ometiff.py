@@ -27,6 +27,7 @@ from .ngff import _channel_colors, _channel_names
 from .options import ConvertOptions
 from .pipeline import (
     ConversionReport,
+    InMemory,
     ZarrRun,
     bytes_stored,
     plane_digests,
@@ -104,7 +105,7 @@ def _ome_metadata(img: MultiscaleImage, plan: ScenePlan, rgb: bool = False) -> d
 
 def convert_to_ome_tiff(
     img: MultiscaleImage,
-    src_res: Resolved,
+    src_res: Resolved | InMemory,
     dst_res: Resolved,
     opts: ConvertOptions,
     src_opts: dict[str, Any],

@@ -47,6 +47,7 @@ __all__ = [
     "bytes_stored",
     "plane_digests",
     "provenance_record",
+    "InMemory",
     "source_facts",
     "zarr_state",
 ]
@@ -100,13 +101,37 @@ class ConversionReport:
         return "\n".join(lines)
 
 
-def source_facts(res: Resolved) -> dict[str, Any]:
+@dataclass(frozen=True)
+class InMemory:
+    """The source of a conversion of an in-memory image (an array, a DataArray, a BioImage): no
+    storage behind it.  ``url`` is the key under which the block tasks reopen it
+    (:func:`bioimnb.core.readers.memory.register`)."""
+
+    url: str
+    nbytes: int
+    local: bool = False
+
+
+def source_facts(res: Resolved | InMemory) -> dict[str, Any]:
+    if isinstance(res, InMemory):
+        return {"size": res.nbytes, "mtime": None}
     facts = provenance("", res)
     return {"size": facts["size"], "mtime": facts["mtime"]}
 
 
-def provenance_record(img: MultiscaleImage, src_res: Resolved, opts: ConvertOptions) -> dict[str, Any]:
-    """Where an output came from: source (no credentials), its size and mtime, tool, options, time."""
+def provenance_record(img: MultiscaleImage, src_res: Resolved | InMemory, opts: ConvertOptions) -> dict[str, Any]:
+    """Where an output came from: source (no credentials), its size and mtime, tool, options, time.
+    An in-memory source is named by its kind and name, with its shape and dtype."""
+    if isinstance(src_res, InMemory):
+        shape = [list(img.select_scene(i).shape) for i in range(len(img.scenes))]
+        return provenance(
+            f"in-memory {img.reader} image {img.source!r}",
+            None,
+            source_format=img.format,
+            source_shape=shape[0] if len(shape) == 1 else shape,
+            source_dtype=str(img.dtype),
+            options=opts.recorded(),
+        )
     return provenance(src_res.url if src_res.local else img.source, src_res, source_format=img.format, options=opts.recorded())
 
 
