@@ -192,3 +192,14 @@ def test_root_relative_facts_find_their_sidecars(tmp_path: Path, monkeypatch: py
     monkeypatch.chdir(tmp_path.parent)  # relative paths must not be read against the cwd
     out = comp.summarize(facts, root=tmp_path)
     assert out["with_study"] == 1 and out["complete"] == 1
+
+
+def test_completeness_of_one_image(tmp_path: Path) -> None:
+    path = ome_tiff(tmp_path / "one.ome.tif", **{**FULL, "acquired": None})
+    out = comp.completeness(path, cache=False, studies=False)
+    assert out["images"] == 1 and out["missing"] == {"acquisition_date": 1}
+    assert out["folders"] == {str(tmp_path): {"score": pytest.approx(6 / 7, abs=1e-4), "images": 1, "complete": 0}}
+    from bioimnb.core.errors import SourceNotFound
+
+    with pytest.raises(SourceNotFound):
+        comp.completeness(tmp_path / "missing.ome.tif", cache=False)

@@ -222,19 +222,26 @@ def completeness(
     workers: int | None = None,
     **storage_options: Any,
 ) -> dict[str, Any]:
-    """Scan ``url`` (a folder, bucket or prefix; cached, headers only) and :func:`summarize` it.
+    """Scan ``url`` (a folder, bucket or prefix; cached, headers only) and :func:`summarize` it;
+    ``url`` may also be a single image.
 
     ``per_image(facts, assessment)`` is called for each image as it comes (the CLI prints
     them).  The result is the summary plus ``folders``: ``{folder: {"score", "images",
     "complete"}}`` for each folder holding images.  ``studies``: look for REMBI sidecars.
     """
-    from ..facts import scan
+    from ..classify import classify
+    from ..facts import image_facts, scan
     from .rembi import StudyIndex
 
     index = StudyIndex(root=root, **storage_options) if studies else None
     tally = _Tally()
     folders: dict[str, _Tally] = {}
-    for f in scan(url, recursive=recursive, root=root, cache=cache, workers=workers, **storage_options):
+    found = classify(url, root=root, **storage_options)
+    if found.kind == "folder":
+        facts: Iterable[ImageFacts] = scan(url, recursive=recursive, root=root, cache=cache, workers=workers, **storage_options)
+    else:  # one image (an OME-Zarr too) or file
+        facts = [image_facts(os.fspath(url), root=os.fspath(root) if root is not None else None, found=found, **storage_options)]
+    for f in facts:
         if f.kind != "image":
             continue
         study = index.for_path(f.path) if index is not None else None
