@@ -8,8 +8,8 @@ from typing import Any
 
 import fsspec
 
-from ..classify import MRXS_SUFFIX, file_kind, zarr_metadata
-from ..errors import BioimnbError, SourceNotFound
+from ..classify import MRXS_SUFFIX, ZARR_METADATA_LIMIT, file_kind, zarr_metadata
+from ..errors import BioimnbError, CorruptFile, SourceNotFound
 from ..registry import HEAD_BYTES, format_for_name
 from .base import LocationBase
 from .entries import (
@@ -188,6 +188,14 @@ class S3Lister(LocationBase):
         except Exception:  # noqa: BLE001 - unreadable: the classification says so
             return None
 
+    async def _s3_doc(self, key: str, name: str) -> bytes | BioimnbError | None:
+        """A zarr metadata document, read as one ranged GET capped at the classification's
+        limit (no HEAD request for its size; a larger document is refused, not read whole)."""
+        data = await self._s3_read(key, ZARR_METADATA_LIMIT + 1)
+        if data is not None and len(data) > ZARR_METADATA_LIMIT:
+            return CorruptFile(name, f"{name} is larger than {ZARR_METADATA_LIMIT} bytes, too large for metadata")
+        return data
+
     async def _s3_entry(
         self, bucket: str, prefix: str, name: str, is_dir: bool, size: int | None
     ) -> Entry:
@@ -196,8 +204,8 @@ class S3Lister(LocationBase):
         if is_dir:
             inner = f"{prefix}{name}/"
             markers = await self._s3_markers(bucket, inner)
-            datas = await asyncio.gather(*(self._s3_read(f"{bucket}/{inner}{m}") for m in markers))
-            docs: dict[str, bytes | None] = dict(zip(markers, datas))
+            datas = await asyncio.gather(*(self._s3_doc(f"{bucket}/{inner}{m}", m) for m in markers))
+            docs: dict[str, Any] = dict(zip(markers, datas))
             found = zarr_metadata(docs)
             if not found:
                 return Entry(name, path, "folder")

@@ -301,6 +301,10 @@ class TiffBackend(Backend):
                         res.path, "rb", block_size=2**20, cache_type="blockcache",
                         cache_options={"maxblocks": 8}, size=size or None,
                     )
+                    if size and getattr(self._fh, "_details", False) is None:
+                        # s3fs asks for ``details`` (a HEAD request) on the first range read
+                        # even when the size is given: what the listing said is enough.
+                        self._fh.details = {"name": res.path, "size": size, "type": "file"}
                     self.tif = tifffile.TiffFile(self._fh, name=res.name)
                     self._xml = self.tif.ome_metadata if self.tif.is_ome else None
                     if self._xml:

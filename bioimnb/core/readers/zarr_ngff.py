@@ -435,6 +435,7 @@ class CappedFsspecStore(FsspecStore):
     ``max_decode_bytes`` for chunks) and refused when it is longer; metadata must be JSON."""
 
     source: str = ""
+    _memo: dict[str, Buffer | None] | None = None
 
     async def get(
         self, key: str, prototype: BufferPrototype | None = None, byte_range: ByteRequest | None = None
@@ -443,6 +444,17 @@ class CappedFsspecStore(FsspecStore):
         if byte_range is not None:
             return await super().get(key, proto, byte_range)
         base = key.rsplit("/", 1)[-1]
+        if base in _METADATA_NAMES:
+            # Metadata documents are read once per opened store (zarr and the reader both ask
+            # for the same zarr.json); what a remote store answered is kept, absence included.
+            if self._memo is None:
+                self._memo = {}
+            if key not in self._memo:
+                self._memo[key] = await self._get_capped(key, proto, base)
+            return self._memo[key]
+        return await self._get_capped(key, proto, base)
+
+    async def _get_capped(self, key: str, proto: BufferPrototype, base: str) -> Buffer | None:
         meta = base in _METADATA_NAMES or base.endswith(".xml")
         cap = limits().max_metadata_bytes if meta else limits().max_decode_bytes
         buf = await super().get(key, proto, RangeByteRequest(0, cap + 1))
@@ -505,7 +517,10 @@ class ZarrBackend(Backend):
         with storage_errors(res.url):
             self.store = open_store(res)
             try:
-                self.root: Any = zarr.open(store=self.store, mode="r")
+                # One read of zarr.json says which zarr format the store is; telling zarr
+                # saves it probing for the other format's documents (5 requests on S3).
+                fmt = 3 if self.store_get("zarr.json") is not None else 2
+                self.root: Any = zarr.open(store=self.store, mode="r", zarr_format=fmt)
             except BioimnbError:
                 raise
             except (FileNotFoundError, KeyError) as exc:
