@@ -63,22 +63,32 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
 
     progress = None if (args.quiet or args.json) else _Progress()
     if args.watch:
+        import signal
+        import threading
+
+        stop = threading.Event()
+
         def cycle(part: Any) -> None:
             if not args.quiet and not args.json:
                 print(part.summary(), flush=True)
 
-        import threading
+        def on_sigint(signum: int, frame: Any) -> None:
+            # The first Ctrl-C finishes the files in flight and prints the totals; a second one
+            # interrupts at once (the journal keeps what was verified).
+            stop.set()
+            signal.signal(signal.SIGINT, previous)
+            print("bioimnb: stopping the watch after the files in flight (Ctrl-C again to interrupt)", file=sys.stderr)
 
-        stop = threading.Event()
+        previous = signal.signal(signal.SIGINT, on_sigint)
         try:
             report = watch(
                 args.source, args.dest, settle=args.settle, cancel=stop, on_transfer=cycle,
                 overwrite=args.overwrite, workers=args.workers, **storage_options(args),
             )
-        except KeyboardInterrupt:
-            stop.set()
-            print("bioimnb: watch stopped", file=sys.stderr)
-            return 0
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        if not args.quiet and not args.json:
+            print("watch stopped; in total:")
     else:
         report = transfer(
             args.source, args.dest, sync=args.sync, overwrite=args.overwrite, bag=args.bag,

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import BioimnbError, display_source
 from ..storage import resolve, storage_errors
-from .copy import TransferReport, transfer
+from .copy import TransferCancelled, TransferReport, transfer
 from .plan import JOURNAL_FOLDER
 
 __all__ = ["watch"]
@@ -110,7 +110,10 @@ def watch(
                 del seen[rel]
         ready = sorted(rel for rel, (stamp, since) in seen.items() if now - since >= settle and sent.get(rel) != stamp)
         if ready:
-            part = transfer(src_res.url if not src_res.local else src_res.path, dest_text, files=ready, cancel=cancel, **options)
+            try:
+                part = transfer(src_res.url if not src_res.local else src_res.path, dest_text, files=ready, cancel=cancel, **options)
+            except TransferCancelled:
+                break  # stopped in the middle of a cycle: what finished is at the destination, journalled
             _merge(total, part)
             for rel in ready:
                 sent[rel] = seen[rel][0]
