@@ -22,6 +22,7 @@ __all__ = [
     "DmpPanel",
     "Location",
     "MultiscaleImage",
+    "TransferPanel",
     "__version__",
     "add_labels",
     "browse",
@@ -60,6 +61,7 @@ _LAZY = {
     "transfer": "bioimnb.core.transfer",
     "manifest": "bioimnb.core.transfer",
     "fixity": "bioimnb.core.transfer",
+    "TransferPanel": "bioimnb.widgets.transfer",
     "dmp": "bioimnb.core.dmp",
     "DmpPanel": "bioimnb.widgets.dmp",
 }
