@@ -14,8 +14,6 @@ import bioimnb
 from bioimnb.core.classify import ZARR_METADATA_LIMIT
 from bioimnb.core.facts import scan
 
-pytestmark = pytest.mark.s3
-
 
 @pytest.fixture(scope="module")
 def bucket(s3, images):
@@ -41,6 +39,7 @@ def calls(monkeypatch):
     return seen
 
 
+@pytest.mark.s3
 def test_first_scan_makes_no_head_requests_and_no_zarr_v2_probes(s3, bucket, calls, images):
     rows = list(scan(f"s3://{bucket}/ok", cache=False, **s3.storage_options))
     kinds = sorted((r.format, r.error) for r in rows)
@@ -56,8 +55,19 @@ def test_first_scan_makes_no_head_requests_and_no_zarr_v2_probes(s3, bucket, cal
     np.testing.assert_array_equal(img.levels[1].compute()[0], images["ngff05"][1]["image"][1])
 
 
+@pytest.mark.s3
 def test_oversized_zarr_json_on_s3_is_refused_without_reading_it_whole(s3, bucket, calls):
     big = {"zarr_format": 3, "node_type": "group", "attributes": {"pad": "x" * (ZARR_METADATA_LIMIT + 10)}}
     s3.fs.pipe(f"{bucket}/big/huge.zarr/zarr.json", json.dumps(big).encode())
     (entry,) = list(scan(f"s3://{bucket}/big", cache=False, **s3.storage_options))
     assert entry.error and "too large for metadata" in entry.error and "zarr.json" in entry.error
+
+
+def test_oversized_zarr_json_over_http_is_refused(tmp_path, http_server):
+    store = tmp_path / "served" / "huge.zarr"
+    store.mkdir(parents=True)
+    big = {"zarr_format": 3, "node_type": "group", "attributes": {"pad": "x" * (ZARR_METADATA_LIMIT + 10)}}
+    (store / "zarr.json").write_text(json.dumps(big))
+    base = http_server(tmp_path / "served")
+    (entry,) = bioimnb.browse(base + "/").list().entries
+    assert entry.kind == "image" and entry.error and "too large for metadata" in entry.error

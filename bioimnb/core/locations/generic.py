@@ -10,8 +10,8 @@ from urllib.parse import unquote
 
 import fsspec
 
-from ..classify import MRXS_SUFFIX, ZARR_MARKERS, file_kind, zarr_metadata
-from ..errors import SourceNotFound
+from ..classify import MRXS_SUFFIX, ZARR_MARKERS, ZARR_METADATA_LIMIT, file_kind, zarr_metadata
+from ..errors import CorruptFile, SourceNotFound
 from ..registry import HEAD_BYTES, format_for_name
 from .base import LocationBase
 from .entries import _TOKEN_AFTER, Entry, NotAFolder, _decode_token, _encode_token
@@ -64,7 +64,9 @@ class FsspecLister(LocationBase):
             is_dir, size, full = by_name[name]
             if is_dir:
                 for marker in ZARR_MARKERS:
-                    checks[f"meta:{name}:{marker}"] = self._call(fs, "cat_file", f"{full}/{marker}")
+                    checks[f"meta:{name}:{marker}"] = self._call(
+                        fs, "cat_file", f"{full}/{marker}", start=0, end=ZARR_METADATA_LIMIT + 1
+                    )
                 continue
             fmt = format_for_name(name)
             if size is None:
@@ -86,9 +88,13 @@ class FsspecLister(LocationBase):
             is_dir, size, full = by_name[name]
             path = self._entry_path(name, full)
             if is_dir:
-                docs: dict[str, bytes | None] = {}
+                docs: dict[str, Any] = {}
                 for marker in ZARR_MARKERS:
                     data = results.get(f"meta:{name}:{marker}")
+                    if isinstance(data, bytes) and len(data) > ZARR_METADATA_LIMIT:
+                        # A ranged read: a larger document is refused, never parsed.
+                        docs[marker] = CorruptFile(marker, f"{marker} is larger than {ZARR_METADATA_LIMIT} bytes, too large for metadata")
+                        break
                     if isinstance(data, bytes):
                         docs[marker] = data
                         if marker == "zarr.json":
