@@ -203,3 +203,12 @@ def test_completeness_of_one_image(tmp_path: Path) -> None:
 
     with pytest.raises(SourceNotFound):
         comp.completeness(tmp_path / "missing.ome.tif", cache=False)
+
+
+def test_magnification_in_a_model_name_is_not_a_stated_magnification(tmp_path: Path) -> None:
+    objective = {"Manufacturer": "Zeiss", "Model": "Plan-Apochromat 63x/1.40 Oil"}
+    facts = image_facts(str(ome_tiff(tmp_path / "m.ome.tif", **{**FULL, "objective": objective})))
+    assert facts.objective == "Zeiss Plan-Apochromat 63x/1.40 Oil"
+    assert comp.assess(facts)["missing"] == ["objective_na", "objective_magnification"]
+    assert comp.objective_parts("Zeiss Plan-Apochromat 63x NA 1.4") == (63.0, 1.4)
+    assert comp.objective_parts("LSM 40x") == (40.0, None)

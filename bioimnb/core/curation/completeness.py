@@ -56,8 +56,11 @@ UNREADABLE = "readable"
 """The one field an unreadable image lacks."""
 
 _PLACEHOLDER_CHANNEL = re.compile(r"^(C\d+|Channel[ :_]?\d+)?$", re.IGNORECASE)
-_MAGNIFICATION = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)x(?!\w)")
-_NA = re.compile(r"\bNA (\d+(?:\.\d+)?)")
+# The scan appends "<mag>x" then "NA <na>" to the objective's manufacturer and model
+# (facts.ome_acquisition); anchored at the end so a model name such as "63x/1.4 Oil" alone
+# does not count as a stated magnification.
+_MAGNIFICATION = re.compile(r"(?:^| )(\d+(?:\.\d+)?)x(?: NA \d+(?:\.\d+)?)?$")
+_NA = re.compile(r"(?:^| )NA (\d+(?:\.\d+)?)$")
 
 
 def minimum_fields(with_study: bool = False) -> list[str]:
