@@ -192,6 +192,8 @@ def test_root_relative_facts_find_their_sidecars(tmp_path: Path, monkeypatch: py
     monkeypatch.chdir(tmp_path.parent)  # relative paths must not be read against the cwd
     out = comp.summarize(facts, root=tmp_path)
     assert out["with_study"] == 1 and out["complete"] == 1
+    # Without the root, relative paths have no known folder: image metadata only, never the cwd's.
+    assert comp.summarize(facts)["with_study"] == 0
 
 
 def test_completeness_of_one_image(tmp_path: Path) -> None:

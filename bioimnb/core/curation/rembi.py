@@ -721,12 +721,15 @@ class StudyIndex:
         return effective
 
     def for_path(self, path: str) -> RembiStudy | None:
-        """The study that applies to the image or file at ``path`` (root-relative under a root)."""
+        """The study that applies to the image or file at ``path`` (root-relative under a root;
+        a relative path without a root has none)."""
         text = path
         if text.startswith("file://"):
             text = text[len("file://") :]
         if not _is_url(text):
-            if self.root is not None and not os.path.isabs(text):
+            if not os.path.isabs(text):
+                if self.root is None:
+                    return None  # root-relative (a scan under a root) but no root given: unknown, never the cwd
                 text = os.path.join(self.root, text)
             text = os.path.abspath(text)
             folder = os.path.dirname(text.rstrip(os.sep))
