@@ -26,11 +26,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import anywidget
+import numpy as np
 import traitlets
 
 from ..core.errors import BioimnbError, display_source
 from ..core.images import MultiscaleImage, open_image
-from ..core.tiles import ChannelView, TileRenderer, ViewState, channel_dtype
+from ..core.tiles import AUTO_MAX_EDGE, ChannelView, TileRenderer, ViewState, channel_dtype
 
 __all__ = ["Viewer", "view"]
 
@@ -104,7 +105,7 @@ class Viewer(anywidget.AnyWidget):
     ) -> None:
         self._image = image
         self._own_image = own_image
-        self._renderer = TileRenderer(image, tile_size=tile_size, cache_bytes=CACHE_BYTES)
+        self._renderer = _renderer_for(image, tile_size)
         self._name = _display_name(image.source)
         self._infos: dict[int, dict[str, Any]] = {}
         self._infos_lock = threading.Lock()
@@ -157,6 +158,78 @@ class Viewer(anywidget.AnyWidget):
         else:
             channels.append({"index": index, **changes})
         self.view = {**self.view, "channels": channels}
+
+    # -- in-memory images and label overlays ----------------------------------------------------
+
+    def add_labels(self, name: str, array: Any, *, show: bool = True) -> None:
+        """Overlay ``array`` (integer ids: a segmentation) as label image ``name``, shown at
+        once unless ``show=False``.  A label of that name is replaced (re-run a segmentation,
+        call this again: the viewer repaints where it is).  Each id gets its own colour, 0 is
+        transparent; the pixel readout shows the id under the cursor."""
+        from ..core.readers.memory import attach_label
+
+        attach_label(self._image, str(name), array)
+        labels = [n for n in self.view.get("labels", []) if n != name]
+        if show:
+            labels.append(str(name))
+        self._refresh({"labels": labels})
+
+    def remove_labels(self, name: str) -> None:
+        """Remove label overlay ``name``."""
+        from ..core.readers.memory import detach_label
+
+        detach_label(self._image, str(name))
+        self._refresh({"labels": [n for n in self.view.get("labels", []) if n != name]})
+
+    def update(self, obj: Any, **kwargs: Any) -> None:
+        """Show ``obj`` (an array, DataArray, image object, path or opened image; ``kwargs`` as
+        for :func:`view`: ``axes``, ``physical_size``, ``labels``, ...) in place of the current
+        image, keeping the view (position, zoom, plane, channel settings) and the label
+        overlays that still fit its shape."""
+        from ..core.readers.memory import attach_label
+
+        labels = kwargs.pop("labels", None) or {}
+        scene = self.view.get("scene") if isinstance(obj, (str, os.PathLike)) else None
+        image, own = _open(obj, scene, kwargs)
+        old, old_own = self._image, self._own_image
+        kept: dict[str, Any] = {}
+        for name in old.labels:
+            if name not in labels:
+                with contextlib.suppress(BioimnbError):
+                    kept[name] = old.label(name).levels[0][:, 0]  # (T, Z, Y, X), lazy
+        try:
+            for name, array in labels.items():
+                attach_label(image, str(name), array)  # given labels must fit: errors are raised
+            for name, array in kept.items():
+                with contextlib.suppress(BioimnbError):  # old ones that no longer fit are dropped
+                    attach_label(image, name, array)
+        except BaseException:
+            if own:
+                image.close()
+            raise
+        self._image, self._own_image = image, own
+        self._name = _display_name(image.source)
+        shown = [*self.view.get("labels", []), *(str(n) for n in labels)]
+        self._refresh({"labels": list(dict.fromkeys(shown))})
+        if old_own and old is not image:
+            old.close()
+
+    def _refresh(self, change: dict[str, Any]) -> None:
+        """Start again from the image as it is now (new renderer: no stale tile, label or
+        contrast cache), keep the view, and tell the browser to drop its tiles."""
+        self._renderer = _renderer_for(self._image, self._renderer.tile_size)
+        with self._infos_lock:
+            self._infos.clear()
+        scene = int(self.view.get("scene", self._image.scene_index))
+        info = self._scene_info(scene)
+        names = set(info.get("labels") or [])
+        view = {**self.view, **change}
+        view["labels"] = [n for n in view.get("labels", []) if n in names]
+        n_channels = len(info.get("channels") or [])
+        view["channels"] = [c for c in view.get("channels", []) if int(c.get("index", 0)) < n_channels] or info["default_view"]["channels"]
+        self.info = info
+        self.view = view
+        self.send({"type": "refresh", "view": dict(self.view)})
 
     def close(self) -> None:
         super().close()
@@ -344,6 +417,26 @@ class Viewer(anywidget.AnyWidget):
         return f"{self._name}: {' '.join(text.split())}"
 
 
+class _LazyRenderer(TileRenderer):
+    """The renderer of a large lazy (dask) array: contrast and histograms sample the centre of
+    level 0 (what the first view shows) instead of the coarsest level, which for a computed
+    array means computing every chunk."""
+
+    def _coarsest_sample(self, scene: int, t: int, z: int | None, channels: Any) -> np.ndarray:
+        img = self.scene_image(scene)
+        zz = int(img.shape[2]) // 2 if z is None else z
+        h, w = int(img.shape[3]), int(img.shape[4])
+        ya, xa = max(0, (h - AUTO_MAX_EDGE) // 2), max(0, (w - AUTO_MAX_EDGE) // 2)
+        ys, xs = slice(ya, min(h, ya + AUTO_MAX_EDGE)), slice(xa, min(w, xa + AUTO_MAX_EDGE))
+        rows = [img.read(0, t=t, c=int(c), z=zz, y=ys, x=xs).reshape(-1) for c in channels]
+        return np.stack(rows)
+
+
+def _renderer_for(image: MultiscaleImage, tile_size: int) -> TileRenderer:
+    cls = _LazyRenderer if _lazy_view(image) is not None else TileRenderer
+    return cls(image, tile_size=tile_size, cache_bytes=CACHE_BYTES)
+
+
 def _merge_view(default: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
     """``given`` (a partial view) laid over ``default``; channels are merged by index."""
     merged = {**default, **{k: v for k, v in given.items() if k != "channels"}}
@@ -355,30 +448,72 @@ def _merge_view(default: dict[str, Any], given: dict[str, Any]) -> dict[str, Any
     return merged
 
 
+def _open(source: Any, scene: int | str | None, options: dict[str, Any]) -> tuple[MultiscaleImage, bool]:
+    """(image, whether the viewer owns it) for anything :func:`open_image` takes."""
+    if isinstance(source, MultiscaleImage):
+        return (source if scene is None else source.select_scene(scene)), False
+    memory_keys = ("axes", "physical_size", "channel_names", "name")
+    if not isinstance(source, (str, os.PathLike)):
+        given = {k: options.pop(k) for k in memory_keys if k in options}
+        if options:
+            raise TypeError(f"unexpected arguments for an in-memory image: {sorted(options)}")
+        return open_image(source, scene, **given), True
+    return open_image(source, scene=scene, **options), True
+
+
+def _lazy_view(image: MultiscaleImage) -> dict[str, Any] | None:
+    """The first view of a large lazy (dask) array: 1:1 at its centre, so the first paint
+    computes the few chunks on screen, not every chunk under a fitted overview (the user zooms
+    out when they want that).  None for anything else (they open fitted)."""
+    from ..core.readers.memory import is_lazy, level0_chunks
+
+    backend = image._backend
+    if not is_lazy(backend) or level0_chunks(backend) <= LAZY_FIT_CHUNKS:
+        return None
+    h, w = int(image.shape[3]), int(image.shape[4])
+    return {"center_x": w / 2, "center_y": h / 2, "zoom": 1.0}
+
+
+#: A lazy (dask) array of more chunks than this opens at 1:1 (see :func:`_lazy_view`).
+LAZY_FIT_CHUNKS = 64
+
+
 def view(
-    source: str | os.PathLike[str] | MultiscaleImage,
+    source: Any,
     *,
     scene: int | str | None = None,
     view: dict[str, Any] | ViewState | None = None,
     height: int = 520,
-    **storage_options: Any,
+    labels: dict[str, Any] | None = None,
+    **options: Any,
 ) -> Viewer:
     """Show an image in an interactive multiresolution viewer (a notebook widget).
 
-    ``source`` is anything :func:`bioimnb.open_image` opens (a path, an fsspec URL with
-    ``storage_options``, or an opened :class:`MultiscaleImage`).  Only the tiles on screen are
-    read.  ``view`` restores a saved view state (e.g. an earlier ``v.view``).
+    ``source`` is anything :func:`bioimnb.open_image` opens: a path, an fsspec URL with
+    storage options, an opened :class:`MultiscaleImage`, or an image in memory (a numpy, dask
+    or zarr array, an xarray DataArray, a bioio ``BioImage``; ``axes``, ``physical_size``,
+    ``channel_names`` and ``name`` describe it where it does not).  Only the tiles on screen
+    are read, or for a dask array computed.  ``labels`` (``{"nuclei": mask}``) are overlaid
+    (see :meth:`Viewer.add_labels`).  ``view`` restores a saved view state (e.g. an earlier
+    ``v.view``).
 
     >>> v = bioimnb.view("cells.ome.tif")
-    >>> v                                   # displays the viewer
+    >>> v = bioimnb.view(stack, axes="CZYX", labels={"nuclei": mask})
     >>> v.view = {**v.view, "zoom": 1.0}    # 1 screen pixel per image pixel
     """
-    if isinstance(source, MultiscaleImage):
-        image = source if scene is None else source.select_scene(scene)
-        return Viewer(image, view=view, height=height)
-    image = open_image(source, scene=scene, **storage_options)
+    image, own = _open(source, scene, options)
     try:
-        return Viewer(image, view=view, height=height, own_image=True)
+        for name, array in (labels or {}).items():
+            from ..core.readers.memory import attach_label
+
+            attach_label(image, str(name), array)
+        given = view.to_dict() if isinstance(view, ViewState) else dict(view or {})
+        if labels:
+            given.setdefault("labels", [str(n) for n in labels])
+        if "zoom" not in given:
+            given.update(_lazy_view(image) or {})
+        return Viewer(image, view=given, height=height, own_image=own)
     except BaseException:
-        image.close()
+        if own:
+            image.close()
         raise

@@ -12,6 +12,9 @@
  * fmt "raw" (composited RGBA bytes).
  * Aborted tile requests are announced with {type: "cancel", ids: [...]}, so
  * the kernel skips renders nobody waits for any more.
+ * The kernel sends {type: "refresh"} (no id) when the image changed under the
+ * same view (`v.update(obj)`, `v.add_labels`, `v.remove_labels`): the viewer
+ * forgets its tiles and draws the current view again from the new `info`.
  */
 import type { AnyModel, AnyWidget, RenderProps } from '@anywidget/types';
 import { BioViewer } from './viewer/viewer';
@@ -249,11 +252,19 @@ function render({ model, el }: RenderProps<ViewerTraits>): () => void {
   const onHeight = (): void => {
     viewer.node.style.height = `${Number(model.get('height')) || 520}px`;
   };
+  const onRefresh = (msg: unknown): void => {
+    const content = msg as { type?: string; view?: Partial<ViewState> } | null;
+    if (content && content.type === 'refresh') {
+      viewer.refresh(content.view ?? null);
+    }
+  };
   model.on('change:view', onView);
   model.on('change:height', onHeight);
+  model.on('msg:custom', onRefresh);
   return () => {
     model.off('change:view', onView);
     model.off('change:height', onHeight);
+    model.off('msg:custom', onRefresh);
     viewer.dispose();
     source.dispose();
   };

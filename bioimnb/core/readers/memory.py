@@ -37,7 +37,7 @@ import threading
 import uuid
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -58,6 +58,8 @@ from .base import (
 __all__ = [
     "MEMORY_SCHEME",
     "MemoryBackend",
+    "attach_label",
+    "detach_label",
     "from_object",
     "is_image_object",
     "is_lazy",
@@ -199,8 +201,6 @@ class _Scene:
     axes: str
     physical: PhysicalSize
     channel_names: list[str] | None
-    labels: dict[str, Any] = field(default_factory=dict)
-    """Label arrays by name, already in canonical TCZYX order (C = 1)."""
 
 
 def _level(arr: Any, axes: str, source: str, name: str) -> Level:
@@ -249,52 +249,43 @@ class MemoryBackend(Backend):
         check_declared_size(self.source, level0.shape, level0.dtype)
         extra = virtual_pyramid(level0)
         channels = _channels(s.channel_names, level0.shape[1], "S" in s.axes, self.source)
-        labels = {name: self._label_loader(s, name) for name in s.labels}
         return SceneData(
             name=s.name,
             levels=[level0, *extra],
             physical_size=s.physical,
             channels=channels,
-            labels=labels,
             virtual_pyramid=bool(extra),
         )
 
-    def _label_loader(self, s: _Scene, name: str) -> Callable[[], SceneData]:
-        def load() -> SceneData:
-            arr = s.labels[name]
-            level0 = _level(arr, "TCZYX", self.source, f"label-{name}")
-            extra = virtual_pyramid(level0)
-            return SceneData(
-                name=name,
-                levels=[level0, *extra],
-                physical_size=s.physical,
-                channels=[Channel(name, "FFFFFF")],
-                virtual_pyramid=bool(extra),
-            )
-
-        return load
-
-    # -- labels ----------------------------------------------------------------------------
-
-    def set_label(self, index: int, name: str, array: Any) -> None:
-        """Attach (or replace) label image ``name`` of scene ``index`` (see :func:`label_array`)."""
-        shape = self.scene(index).levels[0].shape
-        canonical = label_array(array, shape, name, self.source)
-        s = self.spec(index)
-        with self._lock, self._spec_lock:
-            s.labels[str(name)] = canonical
-            self._scenes.pop(index, None)  # rebuilt with the new label list on next use
-
-    def remove_label(self, index: int, name: str) -> None:
-        s = self.spec(index)
-        with self._lock, self._spec_lock:
-            if name not in s.labels:
-                raise BioimnbError(self.source, f"no label image {name!r}; labels are {sorted(s.labels)}")
-            del s.labels[name]
-            self._scenes.pop(index, None)
-
     def files(self) -> list[str]:
         return []  # nothing on storage: no file set to guard or to watch for changes
+
+
+def attach_label(image: Any, name: str, array: Any) -> None:
+    """Show ``array`` as label image ``name`` of ``image`` (an opened ``MultiscaleImage`` of any
+    source, file or memory), as if its OME-Zarr had ``labels/<name>``: checked with
+    :func:`label_array`, level 0 the array itself, coarser levels sampled (nearest neighbour,
+    so no invented ids).  A label of that name is replaced."""
+    name = str(name)
+    canonical = label_array(array, tuple(image.shape), name, image.source)
+    level0 = _level(canonical, "TCZYX", image.source, f"label-{name}")
+    data = SceneData(
+        name=name,
+        levels=[level0, *virtual_pyramid(level0)],
+        physical_size=image.physical_size,
+        channels=[Channel(name, "FFFFFF")],
+        virtual_pyramid=True,
+    )
+    image._data.labels[name] = lambda: data
+
+
+def detach_label(image: Any, name: str) -> None:
+    """Stop showing label image ``name`` of ``image`` (one attached with :func:`attach_label`,
+    or the source's own)."""
+    labels = image._data.labels
+    if name not in labels:
+        raise BioimnbError(image.source, f"no label image {name!r}; labels are {sorted(labels)}")
+    del labels[name]
 
 
 def label_array(array: Any, image_shape: tuple[int, ...], name: str, source: str) -> Any:

@@ -165,11 +165,17 @@ export class TileLoader {
     this.inflight.clear();
   }
 
-  dispose(): void {
-    this.disposed = true;
+  /** Forget every tile (kept or on its way): the image's pixels changed. */
+  clear(): void {
     this.abortAll();
     this.tiles.clear();
     this.raw.clear();
+    this.failed.clear();
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    this.clear();
   }
 
   private startFlight(keys: string[], level: number): Flight {

@@ -308,6 +308,25 @@ export class BioViewer {
     this.renderChanged(true);
   }
 
+  /**
+   * The image changed under the same view (new pixels, labels added or
+   * removed): forget every tile, ask for the image info again and draw the
+   * current view (scene, plane, position, zoom, channels) with it.
+   */
+  refresh(view?: Partial<ViewState> | null): void {
+    if (this.disposed) {
+      return;
+    }
+    const keep = this.info ? this.view : { ...this.pendingView };
+    this.loader.clear();
+    this.painter.clear();
+    this.layer = null;
+    this.prev = null;
+    this.renderKey = '';
+    this.pendingView = { ...keep, ...(view ?? {}) };
+    void this.loadInfo(this.pendingView.scene ?? this.state.scene);
+  }
+
   /** Fit the whole image into the viewer. */
   fit(): void {
     this.camera.fit();
