@@ -125,13 +125,22 @@ def _image_missing(facts: ImageFacts) -> tuple[list[str], int]:
 def assess(facts: ImageFacts, study: RembiStudy | None = None) -> dict[str, Any]:
     """``{"score": 0..1, "missing": [field, ...]}`` for one image; ``study``: the REMBI study
     that applies to its folder (its required fields then count too)."""
+    return _assess(facts, study, {})
+
+
+def _assess(facts: ImageFacts, study: RembiStudy | None, memo: dict[int, tuple[Any, list[str]]]) -> dict[str, Any]:
+    """:func:`assess`, with the study's missing fields worked out once per study (``memo``:
+    ``id(study) -> (study, missing)``; many images share a folder's study)."""
     if facts.error:
         return {"score": 0.0, "missing": [UNREADABLE]}
     missing, applies = _image_missing(facts)
     if study is not None:
         from .rembi import required_fields
 
-        missing += study.missing()
+        known = memo.get(id(study))
+        if known is None or known[0] is not study:
+            known = memo[id(study)] = (study, study.missing())
+        missing += known[1]
         applies += len(required_fields())
     score = (applies - len(missing)) / applies if applies else 1.0
     return {"score": round(score, 4), "missing": missing}
@@ -206,11 +215,12 @@ def summarize(
     """
     lookup = _lookup(studies, root)
     tally = _Tally()
+    memo: dict[int, tuple[Any, list[str]]] = {}
     for f in facts:
         if f.kind != "image":
             continue
         study = lookup(f.path) if lookup is not None else None
-        tally.add(assess(f, study), study is not None)
+        tally.add(_assess(f, study, memo), study is not None)
     return tally.summary()
 
 
@@ -239,6 +249,7 @@ def completeness(
     index = StudyIndex(root=root, **storage_options) if studies else None
     tally = _Tally()
     folders: dict[str, _Tally] = {}
+    memo: dict[int, tuple[Any, list[str]]] = {}
     found = classify(url, root=root, **storage_options)
     if found.kind == "folder":
         facts: Iterable[ImageFacts] = scan(url, recursive=recursive, root=root, cache=cache, workers=workers, **storage_options)
@@ -248,7 +259,7 @@ def completeness(
         if f.kind != "image":
             continue
         study = index.for_path(f.path) if index is not None else None
-        result = assess(f, study)
+        result = _assess(f, study, memo)
         tally.add(result, study is not None)
         folder = _folder_of(f.path)
         folders.setdefault(folder, _Tally()).add(result, study is not None)
