@@ -60,7 +60,7 @@ def test_markdown_on_standard_output(data: Path, tmp_path: Path):
     out = proc.stdout
     assert out.startswith("# Data management plan: Imaging data of ")
     assert f"| Bytes on storage | {total:,} bytes |" in out
-    assert "2 images [" in out and "1 files [" in out  # two images open, one file fails
+    assert "are 2 images [" in out and "1 file [" in out  # two images open, one file fails
     assert "| OME-TIFF | open | 1 | 1 |" in out and "| TIFF | open | 1 | 1 |" in out
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("facts")) == []  # nothing written
 

@@ -496,3 +496,11 @@ def test_several_locations_and_an_s3_prefix(collection: Path, s3: Any):
     both = dmp([collection, url], cache=False, completeness=None, storage_options=s3.storage_options)
     assert both.facts.bytes == 2 * local.facts.bytes and both.facts.images == 2 * local.facts.images
     assert len(validated(both.madmp())["dmp"]["dataset"]) == 2
+
+
+def test_a_single_file(collection: Path):
+    p = dmp(collection / "b" / "slide.svs", cache=False, completeness=None)
+    f = p.facts
+    assert (f.images, f.files, f.bytes, f.proprietary_images) == (1, 1, sizes(collection, "b/slide.svs"), 1)
+    assert "are 1 image [" in p.markdown() and "in 1 file [" in p.markdown()
+    validated(p.madmp())

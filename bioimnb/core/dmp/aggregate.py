@@ -25,7 +25,7 @@ from typing import Any
 from ..errors import BioimnbError
 from ..facts import ImageFacts, scan
 
-__all__ = ["DmpFacts", "FormatStats", "aggregate", "format_info", "gather", "size"]
+__all__ = ["DmpFacts", "FormatStats", "aggregate", "count", "format_info", "gather", "size"]
 
 HERE = Path(__file__).resolve().parent
 PYRAMID_FACTOR = 4 / 3
@@ -40,6 +40,14 @@ def size(n: float) -> str:
         if n >= div:
             return f"{n / div:,.2f} {unit}"
     return f"{int(n):,} bytes"
+
+
+def count(n: int, word: str) -> str:
+    """``1 image``, ``2 images``, ``1,000 files`` (``word`` in the singular)."""
+    if n == 1:
+        return f"1 {word}"
+    plural = word[:-1] + "ies" if word.endswith("y") else (word if word.endswith("series") else word + "s")
+    return f"{n:,} {plural}"
 
 
 @lru_cache(maxsize=1)
@@ -480,12 +488,19 @@ def gather(
     cached = 0
     root_text = None if root is None else os.fspath(root)
     for url in names:
-        run = scan(url, recursive=recursive, root=root, workers=workers, cache=cache, progress=progress, **so)
-        start = len(everything)
-        everything.extend(run)
-        seconds += run.progress.seconds
-        cached += run.progress.cached
         remote = "://" in url and not url.startswith("file://")
+        start = len(everything)
+        single = None if remote else (url if root_text is None else os.path.join(root_text, url))
+        if single is not None and os.path.isfile(single):
+            # One file: its facts directly (a scan walks folders only).
+            from ..facts import image_facts
+
+            everything.append(image_facts(url, root=root_text, **so))
+        else:
+            run = scan(url, recursive=recursive, root=root, workers=workers, cache=cache, progress=progress, **so)
+            everything.extend(run)
+            seconds += run.progress.seconds
+            cached += run.progress.cached
         stamper = _remote_mtime(url, so) if remote else _local_mtime(root_text)
         stampers.append((start, len(everything), stamper))
         if not remote:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BioimnbError
-from .aggregate import DmpFacts, size
+from .aggregate import DmpFacts, count, size
 from .answers import Answers, make_answers
 from .costs import Cost, estimate
 from .repositories import Advice, advise
@@ -57,7 +57,7 @@ class Plan:
         if f.empty:
             return "No files found in the scanned locations."
         return (
-            f"{f.images:,} images ({f.scenes:,} scenes) in {f.files:,} files, {f.bytes:,} bytes ({size(f.bytes)}); "
+            f"{count(f.images, 'image')} ({count(f.scenes, 'scene')}) in {count(f.files, 'file')}, {f.bytes:,} bytes ({size(f.bytes)}); "
             f"{f.open_images:,} in open and {f.proprietary_images:,} in proprietary formats; "
             f"{len(f.failures):,} could not be opened."
         )

@@ -14,7 +14,7 @@ import re
 from typing import TYPE_CHECKING
 
 from ..version import VERSION
-from .aggregate import size
+from .aggregate import count, size
 from .answers import licences
 from .repositories import gb
 
@@ -119,16 +119,16 @@ def _markdown_with_placeholders(plan: Plan) -> str:
         sources = _join([_code(s) for s in f.sources])
         add(
             f"The data held at {sources} are "
-            + F("Images that open", f"{f.images:,} images")
+            + F("Images that open", count(f.images, "image"))
             + " ("
-            + F("Scenes (series, positions, wells)", f"{f.scenes:,} scenes")
+            + F("Scenes (series, positions, wells)", count(f.scenes, "scene"))
             + ") in "
-            + F("Files on storage", f"{f.files:,} files")
+            + F("Files on storage", count(f.files, "file"))
             + ", "
             + F("Bytes on storage", f"{f.bytes:,} bytes")
             + f" ({size(f.bytes)}). "
             + (
-                F("Other files (not images)", f"{f.other_files:,} other files")
+                F("Other files (not images)", count(f.other_files, "other file"))
                 + f" ({size(f.other_bytes)}) sit beside the images."
                 if f.other_files
                 else "There are no files other than images."
@@ -140,7 +140,7 @@ def _markdown_with_placeholders(plan: Plan) -> str:
         parts = []
         if f.open_images:
             parts.append(
-                F("Images in open formats", f"{f.open_images:,} images")
+                F("Images in open formats", count(f.open_images, "image"))
                 + " ("
                 + F("Bytes in open formats", f"{size(f.open_bytes)}")
                 + f", {_pct(f.open_bytes, f.image_bytes)} of the image volume) are in open formats ("
@@ -149,7 +149,7 @@ def _markdown_with_placeholders(plan: Plan) -> str:
             )
         if f.proprietary_images:
             parts.append(
-                F("Images in proprietary formats", f"{f.proprietary_images:,} images")
+                F("Images in proprietary formats", count(f.proprietary_images, "image"))
                 + " ("
                 + F("Bytes in proprietary formats", f"{size(f.proprietary_bytes)}")
                 + f", {_pct(f.proprietary_bytes, f.image_bytes)}) are in vendors' formats ("
@@ -233,14 +233,14 @@ def _markdown_with_placeholders(plan: Plan) -> str:
             add("")
         if f.failures:
             add(
-                F("Files that could not be opened", f"{len(f.failures):,} files")
+                F("Files that could not be opened", count(len(f.failures), "file"))
                 + " could not be opened; they are counted above and listed in Appendix B with the reason."
             )
             add("")
         if f.proprietary_images:
             z = f.zarr_estimate
             add(
-                f"Converted to OME-Zarr, the {f.proprietary_images:,} proprietary images would take about "
+                f"Converted to OME-Zarr, the {count(f.proprietary_images, 'proprietary image')} would take about "
                 + F("Expected OME-Zarr size of the proprietary images", size(z["estimated_bytes"]), z["rule"])
                 + f" (at most {size(z['upper_bound_bytes'])} uncompressed), so the whole collection about "
                 + F("Expected total after conversion", size(z["after_conversion_total_bytes"]), "open-format bytes + expected OME-Zarr bytes")
@@ -267,7 +267,7 @@ def _markdown_with_placeholders(plan: Plan) -> str:
             "Metadata completeness: "
             + F("Metadata completeness score", f"{float(comp.get('score', 0.0)):.2f}", "curation completeness summary")
             + "; "
-            + F("Images with the minimum metadata", f"{comp.get('complete', 0):,} of {comp.get('images', 0):,} images", "curation completeness summary")
+            + F("Images with the minimum metadata", f"{comp.get('complete', 0):,} of " + count(int(comp.get('images', 0)), "image"), "curation completeness summary")
             + " carry the minimum fields ("
             + ", ".join(_esc(m) for m in comp.get("minimum") or [])
             + ")."
@@ -285,7 +285,7 @@ def _markdown_with_placeholders(plan: Plan) -> str:
                 f"Fixity: a {m['kind']} at {_code(m['folder'])} dated "
                 + F(f"Manifest date ({m['folder']})", m.get("created") or "undated", m["file"])
                 + " lists "
-                + F(f"Manifest files ({m['folder']})", f"{m.get('files', 0):,} files", m["file"])
+                + F(f"Manifest files ({m['folder']})", count(int(m.get('files', 0)), "file"), m["file"])
                 + " and "
                 + F(f"Manifest bytes ({m['folder']})", f"{m.get('bytes', 0):,} bytes", m["file"])
                 + f" with {m.get('algorithm')} checksums"
@@ -380,7 +380,7 @@ def _markdown_with_placeholders(plan: Plan) -> str:
     add(
         f"For long-term preservation the images are kept in open formats (OME-TIFF or OME-Zarr) for {a.retention_years} years; "
         + (
-            f"the {f.proprietary_images:,} images in vendors' formats are converted with `bioimnb convert` (verified, pixel by pixel) "
+            f"the {count(f.proprietary_images, 'image')} in vendors' formats are converted with `bioimnb convert` (verified, pixel by pixel) "
             "and the originals kept beside them."
             if f.proprietary_images
             else "all measured images are already in open formats."
@@ -485,4 +485,4 @@ def render_html(plan: Plan, *, full_page: bool = True) -> str:
 
 def summary_line(plan: Plan) -> str:
     f = plan.facts
-    return f"{f.images:,} images, {f.files:,} files, {size(f.bytes)}, {len(f.failures):,} unreadable"
+    return f"{count(f.images, 'image')}, {count(f.files, 'file')}, {size(f.bytes)}, {len(f.failures):,} unreadable"
