@@ -32,6 +32,7 @@ back.  The key lives as long as the image object.
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 import uuid
@@ -43,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from ..axes import AxisMap
+from ..cache import ArrayCache
 from ..errors import BioimnbError, UnsupportedFormat
 from .base import (
     Backend,
@@ -203,12 +205,96 @@ class _Scene:
     channel_names: list[str] | None
 
 
+CHUNK_CACHE_BYTES = 64 * 2**20
+"""Computed dask chunks each lazy array keeps (within the process-wide memory budget)."""
+
+
+def _spans(key: Any, n: int, bounds: list[int]) -> list[tuple[int, slice, slice | None]]:
+    """For one axis of length ``n`` chunked at ``bounds`` (``[0, c1, c2, ..., n]``) and an
+    index ``key`` (int or slice): ``(chunk, slice inside the chunk, slice of the output or None
+    for an int)`` for every chunk holding a selected index."""
+    if not isinstance(key, slice):
+        i = int(key) + (n if int(key) < 0 else 0)
+        if not 0 <= i < n:
+            raise IndexError(f"index {key} out of range for length {n}")
+        c = int(np.searchsorted(bounds, i, side="right")) - 1
+        return [(c, slice(i - bounds[c], i - bounds[c] + 1), None)]
+    start, stop, step = key.indices(n)
+    if step < 1:
+        raise IndexError("in-memory images are read with positive steps")
+    count = max(0, -(-(stop - start) // step))
+    out = []
+    for c in range(len(bounds) - 1):
+        c0, c1 = bounds[c], bounds[c + 1]
+        n0 = max(0, -(-(c0 - start) // step))
+        n1 = min(count, max(0, -(-(c1 - start) // step)))
+        if n1 <= n0:
+            continue
+        first = start + n0 * step - c0
+        last = start + (n1 - 1) * step - c0
+        out.append((c, slice(first, last + 1, step), slice(n0, n1)))
+    return out
+
+
+class _ChunkedDask:
+    """A dask array read region by region, computing each chunk once: computed chunks are kept
+    in a bounded cache, so the tiles (and virtual-level samples) that share a chunk do not
+    compute it again.  Indexing takes ints and step slices, like the readers' arrays."""
+
+    def __init__(self, arr: Any, cache: ArrayCache) -> None:
+        self.arr = arr
+        self.shape = tuple(int(s) for s in arr.shape)
+        self.dtype = np.dtype(arr.dtype)
+        self.ndim = len(self.shape)
+        self.chunks = tuple(int(c[0]) if c else 1 for c in arr.chunks)
+        self._bounds = [[0, *np.cumsum(c).tolist()] for c in arr.chunks]
+        self._cache = cache
+        self._token = uuid.uuid4().hex
+        self._locks: dict[tuple[int, ...], threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+
+    def _chunk(self, index: tuple[int, ...]) -> np.ndarray:
+        key = (self._token, index)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        with self._locks_lock:
+            lock = self._locks.setdefault(index, threading.Lock())
+        with lock:  # two tiles wanting one chunk at once: it is computed once
+            hit = self._cache.get(key)
+            if hit is None:
+                hit = np.asarray(self.arr.blocks[index].compute(scheduler="synchronous"))
+                self._cache.put(key, hit)
+        with self._locks_lock:
+            self._locks.pop(index, None)
+        return hit
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if not isinstance(key, tuple):
+            key = (key,)
+        key = key + (slice(None),) * (self.ndim - len(key))
+        spans = [_spans(k, n, b) for k, n, b in zip(key, self.shape, self._bounds, strict=True)]
+        out_shape = [0 if s and s[0][2] is not None else None for s in spans]
+        for i, s in enumerate(spans):
+            if out_shape[i] is not None:
+                out_shape[i] = sum((o.stop - o.start) for _, _, o in s if o is not None)
+        out = np.empty(tuple(v for v in out_shape if v is not None), dtype=self.dtype)
+        if out.size == 0:
+            return out
+        for combo in itertools.product(*spans):
+            block = self._chunk(tuple(c for c, _, _ in combo))
+            part = block[tuple(inner for _, inner, _ in combo)]
+            part = part.reshape(tuple(p for p, (_, _, o) in zip(part.shape, combo, strict=True) if o is not None))
+            out[tuple(o for _, _, o in combo if o is not None)] = part
+        return out
+
+
 def _level(arr: Any, axes: str, source: str, name: str) -> Level:
     axis_map = AxisMap(axes, source)
     shape = tuple(int(s) for s in arr.shape)
     if _is_dask(arr):
-        chunks = tuple(int(c[0]) if c else 1 for c in arr.chunks)
-        return Level(arr, axis_map, chunks=chunks, dask_array=axis_map.to_canonical(arr), name=name)
+        native = _ChunkedDask(arr, ArrayCache(CHUNK_CACHE_BYTES))
+        return Level(native, axis_map, chunks=native.chunks, dask_array=axis_map.to_canonical(arr), name=name)
     if _is_zarr(arr):
         return Level(arr, axis_map, chunks=tuple(int(c) for c in arr.chunks), name=name)
     # numpy (and other in-memory arrays): one dask chunk per 1024 x 1024 plane piece
