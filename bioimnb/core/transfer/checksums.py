@@ -59,30 +59,26 @@ def part_size(size: int) -> int:
 
 @dataclass
 class Digests:
-    """SHA-256 of a whole file, plus (``md5=True``) its MD5 and the MD5 of each S3 part."""
+    """SHA-256 of a whole file, plus (``md5=True``) the MD5 of each S3 part of ``part`` bytes,
+    from which the ETag of a single PUT (one part) or of a multipart upload follows."""
 
     md5: bool = False
-    part: int = 0
-    """Part size for the multipart ETag (0: no parts are tracked)."""
+    part: int = MIN_PART
+    """Part size for the ETag."""
     size: int = 0
     _sha: Any = field(default_factory=hashlib.sha256, repr=False)
-    _md5: Any = field(default=None, repr=False)
     _part_md5: Any = field(default=None, repr=False)
     _part_fill: int = 0
     parts: list[bytes] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         if self.md5:
-            self._md5 = hashlib.md5(usedforsecurity=False)
             self._part_md5 = hashlib.md5(usedforsecurity=False)
 
-    def update(self, data: bytes | memoryview) -> None:
+    def update(self, data: bytes | bytearray | memoryview) -> None:
         self._sha.update(data)
         self.size += len(data)
         if not self.md5:
-            return
-        self._md5.update(data)
-        if not self.part:
             return
         view = memoryview(data)
         while len(view):
@@ -99,20 +95,21 @@ class Digests:
     def sha256(self) -> str:
         return str(self._sha.hexdigest())
 
-    @property
-    def md5_hex(self) -> str | None:
-        return None if self._md5 is None else str(self._md5.hexdigest())
+    def _all_parts(self) -> list[bytes]:
+        parts = list(self.parts)
+        if self._part_fill or not parts:
+            parts.append(self._part_md5.digest())
+        return parts
 
     def etag(self, multipart: bool) -> str | None:
-        """The ETag an S3 store gives this content: the MD5 for a single PUT; for a multipart
-        upload with parts of :attr:`part` bytes, the MD5 of the parts' MD5s and ``-<count>``."""
+        """The ETag an S3 store gives this content: the MD5 for a single PUT (known when the file
+        fits one part); for a multipart upload with parts of :attr:`part` bytes, the MD5 of the
+        parts' MD5s and ``-<count>``."""
         if not self.md5:
             return None
+        parts = self._all_parts()
         if not multipart:
-            return self.md5_hex
-        parts = list(self.parts)
-        if self._part_fill:
-            parts.append(self._part_md5.digest())
+            return parts[0].hex() if len(parts) == 1 else None
         return hashlib.md5(b"".join(parts), usedforsecurity=False).hexdigest() + f"-{len(parts)}"
 
 

@@ -15,8 +15,10 @@ How each file travels (:func:`transfer`)
       :func:`~.checksums.part_size`), whose ETag must equal the MD5 of the parts' MD5s.  When the
       store answers another ETag (encryption, another scheme), the object is read back and its
       SHA-256 compared.  S3 objects appear only when complete (a multipart upload is invisible
-      until it is completed), so a partial object is never mistaken for a finished one.  The
-      SHA-256 is also stored as object metadata (``x-amz-meta-sha256``).
+      until it is completed), so a partial object is never mistaken for a finished one.  Up to
+      four parts of a file are sent at once while the next is read, and at most eight parts
+      are held in memory by the whole process.  A single-PUT object also carries its SHA-256
+      as metadata (``x-amz-meta-sha256``).
     * Other fsspec stores: a temporary name, read back, then moved.
 
 Resume
@@ -39,6 +41,8 @@ No silent overwrite
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures as cf
 import contextlib
 import datetime as _dt
 import hashlib
@@ -46,6 +50,7 @@ import io
 import json
 import os
 import posixpath
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -254,7 +259,7 @@ def _source_identity(src: Resolved, item: Item) -> dict[str, Any]:
 def _hash_source(src: Resolved, item: Item, md5: bool = False) -> tuple[Digests, dict[str, Any]]:
     """Digests of a source file (read once), and its identity at that time."""
     with _Reader(src, item) as r:
-        d = Digests(md5=md5, part=part_size(r.expected or 0) if md5 else 0)
+        d = Digests(md5=md5, part=part_size(r.expected or 0))
         for block in r.blocks():
             d.update(block)
         r.check()
@@ -371,42 +376,25 @@ class _Context:
     def _write_s3(self, reader: _Reader, rel: str) -> Digests:
         fs = self.dst.fs
         bucket, key, _ = fs.split_path(self.dest_path(rel))
-        size = reader.expected or 0
-        psize = part_size(size)
+        psize = part_size(reader.expected or 0)
         d = Digests(md5=True, part=psize)
-        first = _read_exactly(reader, psize, d)
-        meta = {"sha256": ""}
+        first = _read_part(reader, psize, d)
         if len(first) < psize:  # the whole file fits one PUT
-            reader.check()
-            meta["sha256"] = d.sha256
-            with storage_errors(self.dst.url):
-                resp = fs.call_s3("put_object", Bucket=bucket, Key=key, Body=first, Metadata=meta)
+            try:
+                reader.check()
+                with storage_errors(self.dst.url):
+                    resp = fs.call_s3("put_object", Bucket=bucket, Key=key, Body=first, Metadata={"sha256": d.sha256})
+            finally:
+                _PART_SLOTS.release()
             etag, multipart = str(resp.get("ETag", "")).strip('"'), False
         else:
-            with storage_errors(self.dst.url):
-                upload = fs.call_s3("create_multipart_upload", Bucket=bucket, Key=key)
-            uid = upload["UploadId"]
-            parts = []
             try:
-                data = first
-                number = 1
-                while data:
-                    resp = fs.call_s3("upload_part", Bucket=bucket, Key=key, UploadId=uid, PartNumber=number, Body=data)
-                    parts.append({"PartNumber": number, "ETag": resp["ETag"]})
-                    number += 1
-                    data = _read_exactly(reader, psize, d)
-                reader.check()
-                resp = fs.call_s3(
-                    "complete_multipart_upload", Bucket=bucket, Key=key, UploadId=uid, MultipartUpload={"Parts": parts}
-                )
-            except BaseException as exc:
-                with contextlib.suppress(Exception):  # the first error is the one to report
-                    fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=uid)
-                if isinstance(exc, Exception) and not isinstance(exc, (SourceChanged, BioimnbError)):
-                    mapped = translate(self.dst.url, exc)
-                    if mapped is not None:
-                        raise mapped from exc
+                with storage_errors(self.dst.url):
+                    upload = fs.call_s3("create_multipart_upload", Bucket=bucket, Key=key)
+            except BaseException:
+                _PART_SLOTS.release()
                 raise
+            resp = self._multipart(reader, d, bucket, key, upload["UploadId"], first)
             etag, multipart = str(resp.get("ETag", "")).strip('"'), True
         fs.invalidate_cache(self.dest_path(rel))
         if self.verify and etag != d.etag(multipart):
@@ -418,6 +406,50 @@ class _Context:
                     fs.rm_file(self.dest_path(rel))
                 raise _VerifyFailed("the object read back does not match the source's SHA-256; it was removed")
         return d
+
+    def _multipart(self, reader: _Reader, d: Digests, bucket: str, key: str, uid: str, first: bytearray) -> dict[str, Any]:
+        """Upload parts while the next ones are read and hashed: up to :data:`PART_WINDOW` parts
+        of a file in flight, and :data:`PARTS_IN_FLIGHT` in the whole process (a part is held
+        in memory until it is sent), then complete the upload.  Any failure aborts it, so no
+        partial object ever appears."""
+        fs = self.dst.fs
+        pool = _part_pool()
+        pending: collections.deque[tuple[int, cf.Future[Any]]] = collections.deque()
+        parts: list[dict[str, Any]] = []
+
+        def collect() -> None:
+            n, fut = pending.popleft()
+            parts.append({"PartNumber": n, "ETag": fut.result()["ETag"]})
+
+        try:
+            data: bytearray | None = first
+            number = 1
+            while data:
+                pending.append((number, pool.submit(_upload_part, fs, bucket, key, uid, number, data)))
+                data = None
+                while len(pending) >= PART_WINDOW:
+                    collect()
+                number += 1
+                data = _read_part(reader, d.part, d)
+                if not data:
+                    _PART_SLOTS.release()
+            while pending:
+                collect()
+            reader.check()
+            return dict(fs.call_s3("complete_multipart_upload", Bucket=bucket, Key=key, UploadId=uid, MultipartUpload={"Parts": parts}))
+        except BaseException as exc:
+            for _, fut in pending:
+                if fut.cancel():
+                    _PART_SLOTS.release()  # never ran: its slot was not given back
+                else:
+                    cf.wait([fut])
+            with contextlib.suppress(Exception):  # the first error is the one to report
+                fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=uid)
+            if isinstance(exc, Exception) and not isinstance(exc, (SourceChanged, BioimnbError, _VerifyFailed)):
+                mapped = translate(self.dst.url, exc)
+                if mapped is not None:
+                    raise mapped from exc
+            raise
 
     def _write_generic(self, reader: _Reader, rel: str) -> Digests:
         fs = self.dst.fs
@@ -450,6 +482,41 @@ class _Context:
 
 class _VerifyFailed(Exception):
     pass
+
+
+PART_WINDOW = 4
+"""Parts of one file uploaded at once (rclone's default upload concurrency too)."""
+PARTS_IN_FLIGHT = 8
+"""Parts held in memory across the whole process (read, or being sent): with 8 MiB parts, 64 MiB."""
+_PART_SLOTS = threading.BoundedSemaphore(PARTS_IN_FLIGHT)
+_POOL_LOCK = threading.Lock()
+_POOL: cf.ThreadPoolExecutor | None = None
+
+
+def _part_pool() -> cf.ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = cf.ThreadPoolExecutor(PARTS_IN_FLIGHT, thread_name_prefix="bioimnb-s3-part")
+        return _POOL
+
+
+def _upload_part(fs: Any, bucket: str, key: str, uid: str, number: int, data: bytearray) -> Any:
+    try:
+        return fs.call_s3("upload_part", Bucket=bucket, Key=key, UploadId=uid, PartNumber=number, Body=data)
+    finally:
+        _PART_SLOTS.release()
+
+
+def _read_part(reader: _Reader, n: int, d: Digests) -> bytearray:
+    """The next part, read once a slot is free (:data:`PARTS_IN_FLIGHT`); the caller gives the
+    slot back when the part is sent (or at once when it is empty)."""
+    _PART_SLOTS.acquire()
+    try:
+        return _read_exactly(reader, n, d)
+    except BaseException:
+        _PART_SLOTS.release()
+        raise
 
 
 def _read_exactly(reader: _Reader, n: int, d: Digests) -> bytearray:
@@ -650,11 +717,13 @@ def transfer(
         ctx.existing = _list_existing(dst_res, root)
     for raw in journal.load().values():
         try:
-            rec = json.loads(raw)
+            found = json.loads(raw)
         except ValueError:
-            continue
-        if isinstance(rec, dict) and "rel" in rec:
-            ctx.journalled[rec["rel"]] = rec
+            continue  # a batch cut short by a crash: its files are verified by content instead
+        for rec in found if isinstance(found, list) else [found]:
+            if isinstance(rec, dict) and "rel" in rec:
+                ctx.journalled[rec["rel"]] = rec
+    batch = _JournalBatch(journal)
 
     report = TransferReport(display_source(src_text), display_source(dest_text), bag=bag, verified=verify)
     report.files = len(items)
@@ -677,25 +746,15 @@ def transfer(
         def measure(out: _Outcome) -> tuple[str, int]:
             return out.sha256 or "", out.size if out.status == "copied" else 0
 
-        for _task, out in runner.run(tasks, phase="transfer", measure=measure):
-            if out.status == "failed":
-                assert out.failure is not None
-                report.failures.append(out.failure)
-                continue
-            assert out.sha256 is not None and out.record is not None
-            report.checksums[out.item.rel] = out.sha256
-            report.sizes[out.item.rel] = out.size
-            if out.status == "copied":
-                report.copied += 1
-                report.bytes_copied += out.size
-            else:
-                report.skipped += 1
-            if out.status == "copied" or out.item.rel not in ctx.journalled:
-                journal.mark(_task_id(out.item.rel), json.dumps(out.record, sort_keys=True))
+        try:
+            for _task, out in runner.run(tasks, phase="transfer", measure=measure):
+                _account(report, ctx, batch, out)
+        finally:
+            batch.flush()
     report.failures.sort(key=lambda f: f.path)
 
     source_rels = {i.rel for i in items}
-    if files is None and (kind != "file" or bag):
+    if files is None and (sync or bag) and (kind != "file" or bag):
         extra = sorted(_dest_files(ctx) - source_rels)
         if sync:
             for rel in extra:
@@ -713,6 +772,50 @@ def transfer(
         journal.clear()
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _account(report: TransferReport, ctx: _Context, batch: _JournalBatch, out: _Outcome) -> None:
+    if out.status == "failed":
+        assert out.failure is not None
+        report.failures.append(out.failure)
+        return
+    assert out.sha256 is not None and out.record is not None
+    report.checksums[out.item.rel] = out.sha256
+    report.sizes[out.item.rel] = out.size
+    if out.status == "copied":
+        report.copied += 1
+        report.bytes_copied += out.size
+    else:
+        report.skipped += 1
+    if out.status == "copied" or out.item.rel not in ctx.journalled:
+        batch.add(out.record)
+
+
+class _JournalBatch:
+    """Journal records written in batches (every 256 files or every second), one journal entry
+    per batch: a journal of one entry per file would cost as much as the copy of a small file.
+    A crash loses at most the last batch; its files are then verified by content, not copied."""
+
+    def __init__(self, journal: Journal, size: int = 256, seconds: float = 1.0) -> None:
+        self.journal = journal
+        self.size = size
+        self.seconds = seconds
+        self.records: list[dict[str, Any]] = []
+        self.last = time.monotonic()
+        self.count = 0
+        self.tag = f"{os.getpid()}-{time.time_ns()}"
+
+    def add(self, record: dict[str, Any]) -> None:
+        self.records.append(record)
+        if len(self.records) >= self.size or time.monotonic() - self.last >= self.seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.records:
+            self.journal.mark(f"batch-{self.tag}-{self.count:06d}", json.dumps(self.records, sort_keys=True))
+            self.count += 1
+            self.records = []
+        self.last = time.monotonic()
 
 
 def _remote_isdir(dst: Resolved) -> bool:
