@@ -223,7 +223,7 @@ def _spans(key: Any, n: int, bounds: list[int]) -> list[tuple[int, slice, slice 
     if step < 1:
         raise IndexError("in-memory images are read with positive steps")
     count = max(0, -(-(stop - start) // step))
-    out = []
+    out: list[tuple[int, slice, slice | None]] = []
     for c in range(len(bounds) - 1):
         c0, c1 = bounds[c], bounds[c + 1]
         n0 = max(0, -(-(c0 - start) // step))
