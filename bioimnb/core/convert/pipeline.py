@@ -127,6 +127,7 @@ def provenance_record(img: MultiscaleImage, src_res: Resolved | InMemory, opts: 
         return provenance(
             f"in-memory {img.reader} image {img.source!r}",
             None,
+            size=src_res.nbytes,
             source_format=img.format,
             source_shape=shape[0] if len(shape) == 1 else shape,
             source_dtype=str(img.dtype),
