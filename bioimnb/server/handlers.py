@@ -112,6 +112,8 @@ AUTH_ACTION = "read"
 
 #: Key of the shared :class:`ImageService` in the tornado application settings.
 SERVICE_KEY = "bioimnb_image_service"
+#: Key of the configured storage locations (:mod:`bioimnb.server.locations`) in the settings.
+LOCATIONS_KEY = "bioimnb_locations"
 
 MAX_OPEN_IMAGES = 16
 TILE_CACHE_BYTES = 256 * 2**20
@@ -516,6 +518,12 @@ class _ImageHandler(_BioimnbHandler):
         return self.service.renderer(self.rel, fs_path)
 
 
+def refuse_hidden(rel: str, allow_hidden: bool) -> None:
+    """Hidden names (a component starting with ".") are not served unless the server allows them."""
+    if not allow_hidden and any(p.startswith(".") and p not in (".", "..") for p in rel.split("/")):
+        raise PathEscapesRoot(rel, "hidden files are not served")
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -543,8 +551,6 @@ class ListingHandler(_ImageHandler):
             ident = self.get_query_argument("location", "root") or "root"
             if ident != "root":
                 # A configured location (bioimnb.server.locations): paths relative to it.
-                from .locations import LOCATIONS_KEY, refuse_hidden
-
                 configured = {loc.id: loc for loc in self.settings.get(LOCATIONS_KEY, [])}
                 if ident not in configured:
                     raise SourceNotFound(ident, "no such location")

@@ -43,12 +43,20 @@ from tornado.escape import json_encode
 from traitlets import Dict, List
 from traitlets.config import Configurable
 
-from bioimnb.core.errors import PathEscapesRoot, SourceNotFound, display_source
+from bioimnb.core.errors import SourceNotFound, display_source
 from bioimnb.core.facts import image_facts
 from bioimnb.core.locations import Location, browse
 from bioimnb.core.tiles.thumbnail import thumbnail
 
-from .handlers import AUTH_ACTION, AUTH_RESOURCE, BadRequest, _ImageHandler, file_version
+from .handlers import (
+    AUTH_ACTION,
+    AUTH_RESOURCE,
+    LOCATIONS_KEY,
+    BadRequest,
+    _ImageHandler,
+    file_version,
+    refuse_hidden,
+)
 
 __all__ = [
     "LOCATIONS_KEY",
@@ -58,7 +66,6 @@ __all__ = [
     "setup_location_handlers",
 ]
 
-LOCATIONS_KEY = "bioimnb_locations"
 THUMBS_KEY = "bioimnb_thumbnails"
 ROOT_ID = "root"
 THUMBNAIL_CACHE = 2048
@@ -113,12 +120,6 @@ def configured_locations(config: Any, root_dir: str, log: Any = None) -> list[Se
             if log is not None:
                 log.warning("bioimnb: location %d of BioimnbConfig.locations ignored: %s", i, exc)
     return out
-
-
-def refuse_hidden(rel: str, allow_hidden: bool) -> None:
-    """Hidden names (a component starting with ".") are not served unless the server allows them."""
-    if not allow_hidden and any(p.startswith(".") and p not in (".", "..") for p in rel.split("/")):
-        raise PathEscapesRoot(rel, "hidden files are not served")
 
 
 class _Thumbnails:
