@@ -27,7 +27,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
     doc = load(args.source, **storage_options(args))
     if args.xml:
-        sys.stdout.write(doc.ome.to_xml())
+        from ..core.curation.xmltree import tree_bytes
+
+        sys.stdout.write(tree_bytes(doc.tree).decode("utf-8"))
         sys.stdout.write("\n")
         return 0
     if args.json:

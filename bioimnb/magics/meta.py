@@ -18,4 +18,4 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> Any:
     import bioimnb
 
-    return bioimnb.edit_metadata(args.source, **storage_options(args))
+    return bioimnb.edit_metadata(args.source, **storage_options(args))  # type: ignore[misc]

@@ -248,7 +248,7 @@ class MetadataEditor(w.VBox):
         else:
             self.diff_view.value = "<i class='bioimnb-meta-diff'>no pending changes</i>"
         self.save_button.disabled = not changes
-        self.undo_button.disabled = not self.session._history
+        self.undo_button.disabled = not self.session.can_undo
 
     def _field(self, path: str, label: str, value: Any, kind: str = "text", options: list[str] | None = None) -> w.Widget:
         widget = self.fields.get(path)

@@ -285,8 +285,12 @@ KILL_SCRIPT = """
 import sys
 from bioimnb.core.curation.edit import EditSession
 path = sys.argv[1]
+import shutil
 i = 0
-EditSession(path)  # imports and first-use costs paid before the clock starts
+shutil.copy(path, path + ".warm")  # imports and first-use costs paid before the clock starts
+warm = EditSession(path + ".warm")
+warm.set("channel[0].name=warm")
+warm.save()
 print("ready", flush=True)
 while True:
     s = EditSession(path)

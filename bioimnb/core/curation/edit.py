@@ -14,23 +14,24 @@ import keeps it, and no second file can go missing or disagree with the data.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import BioimnbError, CorruptFile
-from .changes import (
-    PROVENANCE_NS,
-    Change,
-    apply_changes,
-    diff_models,
-    get_map,
-    parse_assignments,
-    set_map_value,
-)
+from .changes import PROVENANCE_NS, Change, diff_models, parse_assignments
 from .model import MetadataDocument, load, sidecar_path
-from .validate import ValidationReport, schema_problems, validate_document
+from .validate import ValidationReport, tree_schema_problems, validate_document
+from .xmltree import (
+    add_provenance_tree,
+    apply_to_tree,
+    get_map_tree,
+    keep_provenance,
+    tree_bytes,
+    tree_diff,
+)
 
 __all__ = ["PROVENANCE_NS", "EditSession", "SaveResult", "carried_edits", "convert_with_edits", "edit_history", "revert", "set_fields"]
 
@@ -72,13 +73,18 @@ class SaveResult:
 
 
 class EditSession:
-    """Pending edits of one source's OME model; nothing is written until :meth:`save`."""
+    """Pending edits of one source's OME metadata; nothing is written until :meth:`save`.
+
+    The edits are applied to the document's XML tree (:mod:`bioimnb.core.curation.xmltree`), so
+    a large plate is edited in milliseconds; :attr:`model` gives the ome-types model of the
+    edited document when one is wanted (a form, a summary)."""
 
     def __init__(self, source: str | os.PathLike[str] | MetadataDocument, **storage_options: Any) -> None:
         self.storage_options = storage_options
         self.doc = source if isinstance(source, MetadataDocument) else load(source, **storage_options)
-        self.model = self.doc.ome.model_copy(deep=True)
+        self.tree = copy.deepcopy(self.doc.tree)
         self._history: list[Any] = []
+        self._model: tuple[Any, Any] | None = None
 
     # -- state ------------------------------------------------------------------------------
     @property
@@ -89,16 +95,34 @@ class EditSession:
     def notes(self) -> list[str]:
         return list(self.doc.notes)
 
+    @property
+    def model(self) -> Any:
+        """The ome-types model of the document as edited (built on demand, then kept)."""
+        if self._model is None or self._model[0] is not self.tree:
+            from .model import parse_document
+
+            ome, _, _ = parse_document(tree_bytes(self.tree), self.source)
+            self._model = (self.tree, ome)
+        return self._model[1]
+
+    def xml(self) -> bytes:
+        """The document as edited."""
+        return tree_bytes(self.tree)
+
     def diff(self) -> list[Change]:
-        """Every value a save would change, against the model as stored."""
-        return diff_models(self.doc.ome, self.model)
+        """Every value a save would change, against the document as stored."""
+        return tree_diff(self.doc.tree, self.tree)
 
     @property
     def pending(self) -> bool:
         return bool(self.diff())
 
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._history)
+
     def map(self, image: int = 0) -> list[tuple[str, str]]:
-        return get_map(self.model, image)
+        return get_map_tree(self.tree, image)
 
     # -- edits ------------------------------------------------------------------------------
     def set(self, *items: str, **fields: Any) -> list[Change]:
@@ -107,23 +131,19 @@ class EditSession:
         return self.apply(pairs)
 
     def apply(self, pairs: Iterable[tuple[str, Any]] | Mapping[str, Any]) -> list[Change]:
-        new, changes = apply_changes(self.model, pairs)
+        items = parse_assignments(pairs) if isinstance(pairs, Mapping) else list(pairs)
+        new, changes = apply_to_tree(self.tree, items)
         changes = [c for c in changes if c.old != c.new]
         if changes:
-            self._history.append(self.model)
-            self.model = new
+            self._history.append(self.tree)
+            self.tree = new
         return changes
 
     def set_map(self, key: str, value: str | None, image: int = 0) -> None:
         """Add or change (``None``: remove) a key-value pair of an image's map annotation."""
         if not key:
             raise BioimnbError(self.source, "a key-value pair needs a key")
-        if not 0 <= image < len(self.model.images):
-            raise BioimnbError(self.source, f"image index {image} out of range ({len(self.model.images)} images)")
-        new = self.model.model_copy(deep=True)
-        set_map_value(new, new.images[image], key, value)
-        self._history.append(self.model)
-        self.model = new
+        self.apply([(f"image[{image}].map.{key}", "" if value is None else value)])
 
     def remove_map(self, key: str, image: int = 0) -> None:
         self.set_map(key, None, image)
@@ -132,17 +152,19 @@ class EditSession:
         """Take back the last edit (also one already saved: the save then writes it back)."""
         if not self._history:
             return False
-        self.model = self._history.pop()
+        self.tree = self._history.pop()
         return True
 
     def discard(self) -> None:
         """Drop every pending edit."""
-        self.model = self.doc.ome.model_copy(deep=True)
+        self.tree = copy.deepcopy(self.doc.tree)
         self._history.clear()
 
     def validate(self) -> ValidationReport:
-        """Schema and semantic problems of the model as edited (the stored one when unedited)."""
-        return validate_document(self.doc, None if not self.pending else self.model)
+        """Schema and semantic problems of the document as edited (as stored when unedited)."""
+        if not self.pending:
+            return validate_document(self.doc)
+        return validate_document(self.doc, self.model, xml=self.xml())
 
     # -- save -------------------------------------------------------------------------------
     def save(self) -> SaveResult:
@@ -152,43 +174,55 @@ class EditSession:
         result = SaveResult(doc.source, doc.target, doc.kind, changes, notes=list(doc.notes))
         if not changes:
             return result
-        final = self.model.model_copy(deep=True)
-        extra: dict[str, str] = {}
+        final = copy.deepcopy(self.tree)
+        pairs: list[tuple[str, str]] = []
         loc = None
         if doc.kind == "ome-tiff":
             from .write_tiff import description_location
 
             loc = description_location(doc.res.path)
-            extra["previous_xml"] = loc.text()
-        _keep_history(doc.ome, final)
-        _add_provenance(final, changes, extra)
-        xml = final.to_xml().encode("utf-8")
-        problems = schema_problems(xml, doc.source)
+            pairs.append(("previous_xml", loc.text()))
+        keep_provenance(doc.tree, final)
+        add_provenance_tree(final, _provenance_pairs(changes) + pairs)
+        problems = tree_schema_problems(final)
         if problems:
             raise CorruptFile(doc.source, f"the edited metadata would not be valid OME-XML ({problems[0]}); nothing was written")
+        xml = tree_bytes(final)
         if doc.kind == "ome-tiff":
             from .write_tiff import write_description
 
             _, result.bytes_written = write_description(doc.res.path, xml, loc)
             result.written = ["ImageDescription of the first IFD"]
         elif doc.kind == "ome-zarr":
+            from .model import parse_document
             from .write_zarr import write_ome_zarr
 
-            result.bytes_written, result.written = write_ome_zarr(doc.res, doc.scene_paths, doc.ome, final, xml)
+            new_model, _, _ = parse_document(xml, doc.source)
+            result.bytes_written, result.written = write_ome_zarr(doc.res, doc.scene_paths, doc.ome, new_model, xml)
         else:
             from .sidecar import write_xml_document
 
             path = doc.res.path if doc.kind == "ome-xml" else sidecar_path(doc.res.path)
             result.bytes_written = write_xml_document(doc.res, path, xml)
             result.written = [os.path.basename(path)]
-        # The stored model is now the edited one (with its provenance); undo still reaches back
-        # to the models before it, which a later save then writes back.
-        doc.ome = final
-        doc.xml = xml.decode("utf-8")
-        self.model = final.model_copy(deep=True)
-        if doc.kind == "sidecar" and not any("companion file" in n and "comes from" in n for n in doc.notes):
-            doc.notes = [f"the metadata shown comes from the companion file {os.path.basename(doc.target)}, where edits are saved", *doc.notes[1:]]
+        # The stored document is now the edited one (with its provenance); undo still reaches
+        # back to the trees before it, which a later save then writes back.
+        doc.replace(final, xml.decode("utf-8"))
+        self.tree = copy.deepcopy(final)
+        if doc.kind == "sidecar" and doc.notes and "comes from" not in doc.notes[0]:
+            doc.notes[0] = f"the metadata shown comes from the companion file {os.path.basename(doc.target)}, where edits are saved"
         return result
+
+
+def _provenance_pairs(changes: list[Change]) -> list[tuple[str, str]]:
+    from ..jobs import provenance
+
+    record = provenance("", None, action="metadata edit")
+    pairs = [("tool", str(record["tool"])), ("time", str(record["time"])), ("action", "metadata edit")]
+    pairs += [("changed", str(change)) for change in changes[:_MAX_RECORDED]]
+    if len(changes) > _MAX_RECORDED:
+        pairs.append(("changed", f"... and {len(changes) - _MAX_RECORDED} more"))
+    return pairs
 
 
 def carried_edits(original: Any, edited: Any) -> list[tuple[str, Any]]:
@@ -230,41 +264,6 @@ def convert_with_edits(session: EditSession, dest: str | os.PathLike[str], **opt
     return report, out.save()
 
 
-def _keep_history(stored: Any, ome: Any) -> None:
-    """Provenance is append-only: an undo back past a save must not drop that save's record."""
-    from ome_types.model import StructuredAnnotations
-
-    sa = stored.structured_annotations
-    records = [a for a in sa.map_annotations if a.namespace == PROVENANCE_NS] if sa is not None else []
-    if not records:
-        return
-    if ome.structured_annotations is None:
-        ome.structured_annotations = StructuredAnnotations()
-    kept = [a for a in ome.structured_annotations.map_annotations if a.namespace != PROVENANCE_NS]
-    ome.structured_annotations.map_annotations = kept + [a.model_copy(deep=True) for a in records]
-
-
-def _add_provenance(ome: Any, changes: list[Change], extra: Mapping[str, str]) -> None:
-    from ome_types.model import Map, MapAnnotation, StructuredAnnotations
-
-    from ..jobs import provenance
-
-    record = provenance("", None, action="metadata edit")
-    pairs = [Map.M(k="tool", value=record["tool"]), Map.M(k="time", value=record["time"]), Map.M(k="action", value="metadata edit")]
-    for change in changes[:_MAX_RECORDED]:
-        pairs.append(Map.M(k="changed", value=str(change)))
-    if len(changes) > _MAX_RECORDED:
-        pairs.append(Map.M(k="changed", value=f"... and {len(changes) - _MAX_RECORDED} more"))
-    pairs.extend(Map.M(k=k, value=v) for k, v in extra.items())
-    if ome.structured_annotations is None:
-        ome.structured_annotations = StructuredAnnotations()
-    used = {a.id for a in ome.structured_annotations}
-    n = 0
-    while f"Annotation:bioimnb-edit-{n}" in used:
-        n += 1
-    ome.structured_annotations.map_annotations.append(MapAnnotation(id=f"Annotation:bioimnb-edit-{n}", namespace=PROVENANCE_NS, value=Map(ms=pairs)))
-
-
 def edit_history(ome: Any) -> list[dict[str, Any]]:
     """The provenance of every saved edit recorded in a model, oldest first."""
     out = []
@@ -303,4 +302,4 @@ def revert(source: str | os.PathLike[str]) -> SaveResult:
     parts = dict(p.split("=", 1) for p in history[-1]["previous_xml"].split())
     restore_previous(doc.res.path, int(parts["offset"]), int(parts["length"]))
     back = load(source)
-    return SaveResult(doc.source, doc.target, "ome-tiff", diff_models(doc.ome, back.ome), 8, ["ImageDescription of the first IFD"])
+    return SaveResult(doc.source, doc.target, "ome-tiff", tree_diff(doc.tree, back.tree), 8, ["ImageDescription of the first IFD"])

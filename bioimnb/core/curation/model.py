@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BioimnbError, CorruptFile, UnsupportedFormat
@@ -41,29 +40,70 @@ SIDECAR_SUFFIX = ".ome.xml"
 _NS = re.compile(rb"<(?:\w+:)?OME\b[^>]*?\bxmlns(?::\w+)?\s*=\s*[\"']([^\"']+)[\"']", re.DOTALL)
 
 
-@dataclass
 class MetadataDocument:
-    """The OME model of one source and where its edits are saved."""
+    """The OME metadata of one source and where its edits are saved.
 
-    source: str
-    """The source as given (URL or absolute path)."""
-    kind: str
-    """``ome-tiff``, ``ome-zarr``, ``ome-xml`` or ``sidecar``."""
-    ome: OME
-    """The model as stored now (do not edit it in place: edits go through a change list)."""
-    res: Resolved = field(repr=False)
-    target: str = ""
-    """Where a save writes (the file itself, the zarr root, or the companion sidecar)."""
-    format: str | None = None
-    """The image format (``OME-TIFF``, ``OME-Zarr``, ``CZI``, ...) or None for a bare XML file."""
-    xml: str | None = field(default=None, repr=False)
-    """The stored OME-XML text, when there is one (for schema validation and undo)."""
-    schema: str = OME_2016_06
-    """The namespace of the stored XML (older ones are upgraded to 2016-06 when saved)."""
-    notes: list[str] = field(default_factory=list)
-    """Things a person should know: a sidecar is used, the schema will be upgraded, an ID was fixed."""
-    scene_paths: list[str] = field(default_factory=list)
-    """OME-Zarr: the group path of each image (``""`` for an image at the root)."""
+    ``xml`` is the stored OME-XML (None when the source has none and the model was built from
+    what the reader knows); ``tree`` is that XML parsed safely with lxml, ``ome`` the ome-types
+    model of it (both built on first use: a large plate's model costs seconds, its tree
+    milliseconds, and editing needs only the tree)."""
+
+    def __init__(
+        self,
+        source: str,
+        kind: str,
+        res: Resolved,
+        target: str,
+        format: str | None = None,
+        xml: str | None = None,
+        schema: str = OME_2016_06,
+        notes: list[str] | None = None,
+        scene_paths: list[str] | None = None,
+        *,
+        ome: OME | None = None,
+    ) -> None:
+        self.source = source
+        self.kind = kind
+        """``ome-tiff``, ``ome-zarr``, ``ome-xml`` or ``sidecar``."""
+        self.res = res
+        self.target = target
+        """Where a save writes (the file itself, the zarr root, or the companion sidecar)."""
+        self.format = format
+        """The image format (``OME-TIFF``, ``OME-Zarr``, ``CZI``, ...) or None for a bare XML file."""
+        self.xml = xml
+        self.schema = schema
+        """The namespace of the stored XML (older ones are upgraded to 2016-06 when saved)."""
+        self.notes = list(notes or [])
+        """Things a person should know: a sidecar is used, the schema will be upgraded, an ID was fixed."""
+        self.scene_paths = list(scene_paths or [])
+        """OME-Zarr: the group path of each image (``""`` for an image at the root)."""
+        self._ome = ome
+        self._tree: Any = None
+
+    @property
+    def ome(self) -> OME:
+        """The ome-types model of the stored metadata (do not edit it: edits go through a change list)."""
+        if self._ome is None:
+            assert self.xml is not None
+            self._ome, notes, _ = parse_document(self.xml, self.source)
+            self.notes.extend(n for n in notes if n not in self.notes)
+        return self._ome
+
+    @property
+    def tree(self) -> Any:
+        """The stored OME-XML as an lxml tree (2016-06; older schemas upgraded)."""
+        if self._tree is None:
+            from .xmltree import parse_tree
+
+            if self.xml is not None and self.schema == OME_2016_06:
+                self._tree = parse_tree(self.xml, self.source)
+            else:
+                self._tree = parse_tree(self.ome.to_xml(), self.source)
+        return self._tree
+
+    def replace(self, tree: Any, xml: str) -> None:
+        """The document as just saved."""
+        self._tree, self.xml, self._ome, self.schema = tree, xml, None, OME_2016_06
 
     @property
     def writes_sidecar(self) -> bool:
@@ -78,6 +118,9 @@ class MetadataDocument:
             "schema": self.schema,
             "notes": list(self.notes),
         }
+
+    def __repr__(self) -> str:
+        return f"<MetadataDocument {self.kind} {self.source!r} -> {self.target!r}>"
 
 
 def xml_schema(xml: str | bytes) -> str | None:
@@ -119,6 +162,19 @@ def parse_document(xml: str | bytes, source: object) -> tuple[OME, list[str], st
     return ome, notes, schema
 
 
+def _light(xml: str | bytes, source: object) -> tuple[OME | None, list[str], str]:
+    """(model or None, notes, schema) without building the model for 2016-06 documents: the
+    tree is enough to edit, and the model is built when asked for."""
+    data = check_xml(xml, source)
+    schema = xml_schema(data) or "(no namespace)"
+    if schema == OME_2016_06:
+        from .xmltree import parse_tree
+
+        parse_tree(data, source)  # well-formed, an OME root: refused now rather than at save
+        return None, [], schema
+    return parse_document(data, source)
+
+
 def load(source: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None, **storage_options: Any) -> MetadataDocument:
     """The OME model of ``source`` (an image in any format bioimnb reads, or an OME-XML file)."""
     res = resolve(source, root=root, **storage_options)
@@ -129,8 +185,8 @@ def load(source: str | os.PathLike[str], *, root: str | os.PathLike[str] | None 
     if found.kind != "image" or found.format == "OME-TIFF fileset":
         if found.kind == "file" and name.endswith(XML_SUFFIXES) or found.format == "OME-TIFF fileset":
             data = _read_small(res)
-            ome, notes, schema = parse_document(data, res.url)
-            return MetadataDocument(res.url, "ome-xml", ome, res, res.url, None, data.decode("utf-8", "replace"), schema, notes)
+            ome, notes, schema = _light(data, res.url)
+            return MetadataDocument(res.url, "ome-xml", res, res.url, None, data.decode("utf-8", "replace"), schema, notes, ome=ome)
         if found.error:
             raise CorruptFile(res.url, found.error)
         if found.kind == "folder":
@@ -143,36 +199,38 @@ def load(source: str | os.PathLike[str], *, root: str | os.PathLike[str] | None 
         if fmt == "OME-TIFF" and res.local:
             xml = img.ome_xml
             if xml:
-                ome, notes, schema = parse_document(xml, res.url)
-                return MetadataDocument(res.url, "ome-tiff", ome, res, res.url, fmt, xml, schema, notes)
+                ome, notes, schema = _light(xml, res.url)
+                return MetadataDocument(res.url, "ome-tiff", res, res.url, fmt, xml, schema, notes, ome=ome)
         if (found.format or "").startswith("OME-Zarr"):  # the classification's names: OME-Zarr, OME-Zarr plate
             paths = _scene_paths(img)
             raw = _zarr_xml(res)
-            xml = None if raw is None else raw.decode("utf-8", "replace")
             if raw is not None:
-                ome, notes, schema = parse_document(raw, res.url + "/OME/METADATA.ome.xml")
+                ome, notes, schema = _light(raw, res.url + "/OME/METADATA.ome.xml")
+                doc = MetadataDocument(res.url, "ome-zarr", res, res.url, fmt, raw.decode("utf-8", "replace"), schema, notes, paths, ome=ome)
             else:
-                ome, notes, schema = img.ome, [], OME_2016_06
-                if len(img.scenes) > 1:
-                    ome = _all_scenes(img)
-            if len(ome.images) != len(paths):
-                notes.append(f"the OME model has {len(ome.images)} images for {len(paths)} NGFF images; names, channels and scales are matched by position")
-            return MetadataDocument(res.url, "ome-zarr", ome, res, res.url, fmt, xml, schema, notes, paths)
+                model = _all_scenes(img) if len(img.scenes) > 1 else img.ome
+                doc = MetadataDocument(res.url, "ome-zarr", res, res.url, fmt, None, OME_2016_06, [], paths, ome=model)
+            from .xmltree import kids
+
+            count = len(kids(doc.tree, "Image"))
+            if count != len(paths):
+                doc.notes.append(f"the OME model has {count} images for {len(paths)} NGFF images; names, channels and scales are matched by position")
+            return doc
         # Any other format (or an OME-TIFF on remote storage): edits go to a sidecar.
         target = sidecar_path(res.url if not res.local else res.path)
         side = _read_sidecar(res)
         reason = f"{fmt} files are not rewritten" if fmt != "OME-TIFF" else "remote OME-TIFFs are not rewritten in place"
         if side is not None:
-            ome, notes, schema = parse_document(side, target)
+            ome, notes, schema = _light(side, target)
             notes.insert(0, f"{reason}: the metadata shown comes from the companion file {os.path.basename(target)}, where edits are saved")
-            return MetadataDocument(res.url, "sidecar", ome, res, target, fmt, side.decode("utf-8", "replace"), schema, notes)
+            return MetadataDocument(res.url, "sidecar", res, target, fmt, side.decode("utf-8", "replace"), schema, notes, ome=ome)
         xml = img.ome_xml
         if xml:
-            ome, notes, schema = parse_document(xml, res.url)
+            ome, notes, schema = _light(xml, res.url)
         else:
             ome, notes, schema = (_all_scenes(img) if len(img.scenes) > 1 else img.ome), [], OME_2016_06
         notes.insert(0, f"{reason}: edits are saved to the companion file {os.path.basename(target)} next to it")
-        return MetadataDocument(res.url, "sidecar", ome, res, target, fmt, xml, schema, notes)
+        return MetadataDocument(res.url, "sidecar", res, target, fmt, xml, schema, notes, ome=ome)
 
 
 def _all_scenes(img: Any) -> OME:

@@ -72,6 +72,14 @@ def schema_problems(xml: str | bytes, source: object = "OME-XML") -> list[str]:
     return out
 
 
+def tree_schema_problems(root: Any) -> list[str]:
+    """Schema problems of an lxml tree (what a save is about to write)."""
+    schema = _schema()
+    if schema.validate(root.getroottree()):
+        return []
+    return [f"line {e.line}: {' '.join(str(e.message).split()).replace('{' + OME_2016_06 + '}', '')}" for e in schema.error_log if "No precomputed value" not in str(e.message)]
+
+
 def _positive(value: Any) -> bool:
     try:
         return value is None or float(value) > 0
@@ -131,14 +139,15 @@ def semantic_problems(ome: Any) -> list[str]:
     return out
 
 
-def validate_document(doc: MetadataDocument, ome: Any | None = None) -> ValidationReport:
-    """Schema and semantic problems of a loaded document (or of ``ome``, an edited model of it)."""
-    model = doc.ome if ome is None else ome
-    report = ValidationReport(doc.source, notes=list(doc.notes))
+def validate_document(doc: MetadataDocument, ome: Any | None = None, *, xml: str | bytes | None = None) -> ValidationReport:
+    """Schema and semantic problems of a loaded document (or of ``ome``, an edited model of it,
+    whose XML is ``xml`` when known)."""
     if ome is None and doc.xml and doc.schema == OME_2016_06:
-        report.problems.extend(schema_problems(doc.xml, doc.source))
+        problems = schema_problems(doc.xml, doc.source)
     else:
-        report.problems.extend(schema_problems(model.to_xml(), doc.source))
+        problems = schema_problems(xml if xml is not None else (doc.ome if ome is None else ome).to_xml(), doc.source)
+    model = doc.ome if ome is None else ome  # (built after the schema check: notes it adds are kept)
+    report = ValidationReport(doc.source, problems, notes=list(doc.notes))
     report.problems.extend(p for p in semantic_problems(model) if p not in report.problems)
     return report
 
