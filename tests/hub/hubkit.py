@@ -106,7 +106,19 @@ class Hub:
     base: Path
     log: Path
     proc: subprocess.Popen[bytes]
+    proxy_api: str = ""  # configurable-http-proxy's REST API (routes)
+    proxy_token: str = ""
     tokens: dict[str, str] = field(default_factory=dict)
+
+    def target(self, user: str) -> str:
+        """Where the proxy sends ``/user/<user>/``: the single-user server's own address."""
+        req = urllib.request.Request(f"{self.proxy_api}/api/routes", headers={"Authorization": f"token {self.proxy_token}"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            routes = json.loads(resp.read())
+        for prefix, route in routes.items():
+            if prefix.rstrip("/") == f"/user/{user}":
+                return str(route["target"]).rstrip("/") + "/"
+        raise HubError(f"no proxy route for {user}")
 
     def home(self, user: str) -> Path:
         return self.base / "home" / user
@@ -227,10 +239,11 @@ def _start_hub(run: Path, base: Path, users: list[str], server_args: list[str] |
     (run / "hub.json").write_text(json.dumps(config))
     (run / "jupyterhub_config.py").write_text(HUB_CONFIG)
     env = dict(os.environ)
+    proxy_token = secrets.token_hex(24)
     env.update(
         PATH=str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""),
         PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""),
-        CONFIGPROXY_AUTH_TOKEN=secrets.token_hex(24),
+        CONFIGPROXY_AUTH_TOKEN=proxy_token,
         BIOIMNB_HUB_TEST_CONFIG=str(run / "hub.json"),
     )
     log = run / "hub.log"
@@ -243,7 +256,10 @@ def _start_hub(run: Path, base: Path, users: list[str], server_args: list[str] |
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    hub = Hub(f"http://127.0.0.1:{port}/", f"http://127.0.0.1:{port}/hub/api/", admin_token, base, log, proc)
+    hub = Hub(
+        f"http://127.0.0.1:{port}/", f"http://127.0.0.1:{port}/hub/api/", admin_token, base, log, proc,
+        proxy_api=f"http://127.0.0.1:{api_port}", proxy_token=proxy_token,
+    )
     try:
         deadline = time.monotonic() + timeout
         while True:
