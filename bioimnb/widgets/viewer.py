@@ -31,7 +31,7 @@ import traitlets
 
 from ..core.errors import BioimnbError, display_source
 from ..core.images import MultiscaleImage, open_image
-from ..core.tiles import AUTO_MAX_EDGE, ChannelView, TileRenderer, ViewState, channel_dtype
+from ..core.tiles import ChannelView, TileRenderer, ViewState, channel_dtype
 
 __all__ = ["Viewer", "view"]
 
@@ -417,6 +417,11 @@ class Viewer(anywidget.AnyWidget):
         return f"{self._name}: {' '.join(text.split())}"
 
 
+#: Edge of the level-0 centre square a lazy array's contrast is sampled from (about what the
+#: first, 1:1 view shows).
+LAZY_SAMPLE_EDGE = 1024
+
+
 class _LazyRenderer(TileRenderer):
     """The renderer of a large lazy (dask) array: contrast and histograms sample the centre of
     level 0 (what the first view shows) instead of the coarsest level, which for a computed
@@ -426,8 +431,9 @@ class _LazyRenderer(TileRenderer):
         img = self.scene_image(scene)
         zz = int(img.shape[2]) // 2 if z is None else z
         h, w = int(img.shape[3]), int(img.shape[4])
-        ya, xa = max(0, (h - AUTO_MAX_EDGE) // 2), max(0, (w - AUTO_MAX_EDGE) // 2)
-        ys, xs = slice(ya, min(h, ya + AUTO_MAX_EDGE)), slice(xa, min(w, xa + AUTO_MAX_EDGE))
+        edge = LAZY_SAMPLE_EDGE
+        ya, xa = max(0, (h - edge) // 2), max(0, (w - edge) // 2)
+        ys, xs = slice(ya, min(h, ya + edge)), slice(xa, min(w, xa + edge))
         rows = [img.read(0, t=t, c=int(c), z=zz, y=ys, x=xs).reshape(-1) for c in channels]
         return np.stack(rows)
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import threading
 import uuid
 import weakref
@@ -253,21 +254,45 @@ class _ChunkedDask:
         self._locks: dict[tuple[int, ...], threading.Lock] = {}
         self._locks_lock = threading.Lock()
 
-    def _chunk(self, index: tuple[int, ...]) -> np.ndarray:
-        key = (self._token, index)
-        hit = self._cache.get(key)
-        if hit is not None:
-            return hit
+    def _chunks(self, indices: list[tuple[int, ...]]) -> dict[tuple[int, ...], np.ndarray]:
+        """The computed chunks ``indices``: cached ones from the cache, the others computed
+        together (dask's threads: a coarse tile over many chunks uses every core), each once
+        even when several tiles ask for it at the same time."""
+        found: dict[tuple[int, ...], np.ndarray] = {}
+        for index in indices:
+            hit = self._cache.get((self._token, index))
+            if hit is not None:
+                found[index] = hit
+        missing = sorted({i for i in indices if i not in found})  # one lock order: no deadlock
+        if not missing:
+            return found
         with self._locks_lock:
-            lock = self._locks.setdefault(index, threading.Lock())
-        with lock:  # two tiles wanting one chunk at once: it is computed once
-            hit = self._cache.get(key)
-            if hit is None:
-                hit = np.asarray(self.arr.blocks[index].compute(scheduler="synchronous"))
-                self._cache.put(key, hit)
-        with self._locks_lock:
-            self._locks.pop(index, None)
-        return hit
+            locks = [self._locks.setdefault(i, threading.Lock()) for i in missing]
+        for lock in locks:
+            lock.acquire()
+        try:
+            todo = []
+            for index in missing:
+                hit = self._cache.get((self._token, index))
+                if hit is None:
+                    todo.append(index)
+                else:
+                    found[index] = hit
+            if todo:
+                import dask
+
+                computed = dask.compute(*(self.arr.blocks[i] for i in todo))
+                for index, value in zip(todo, computed, strict=True):
+                    value = np.asarray(value)
+                    self._cache.put((self._token, index), value)
+                    found[index] = value
+        finally:
+            for lock in locks:
+                lock.release()
+            with self._locks_lock:
+                for index in missing:
+                    self._locks.pop(index, None)
+        return found
 
     def __getitem__(self, key: Any) -> np.ndarray:
         if not isinstance(key, tuple):
@@ -281,11 +306,19 @@ class _ChunkedDask:
         out = np.empty(tuple(v for v in out_shape if v is not None), dtype=self.dtype)
         if out.size == 0:
             return out
-        for combo in itertools.product(*spans):
-            block = self._chunk(tuple(c for c, _, _ in combo))
-            part = block[tuple(inner for _, inner, _ in combo)]
-            part = part.reshape(tuple(p for p, (_, _, o) in zip(part.shape, combo, strict=True) if o is not None))
-            out[tuple(o for _, _, o in combo if o is not None)] = part
+        combos = list(itertools.product(*spans))
+        # A few chunks at a time: computed in parallel, copied into the output, let go (a
+        # coarse sample over a whole 20k x 20k array never holds more than a batch).
+        batch = max(2, 2 * (os.cpu_count() or 1))
+        for start in range(0, len(combos), batch):
+            part_combos = combos[start : start + batch]
+            chunks = self._chunks([tuple(c for c, _, _ in combo) for combo in part_combos])
+            for combo in part_combos:
+                block = chunks[tuple(c for c, _, _ in combo)]
+                part = block[tuple(inner for _, inner, _ in combo)]
+                part = part.reshape(tuple(p for p, (_, _, o) in zip(part.shape, combo, strict=True) if o is not None))
+                out[tuple(o for _, _, o in combo if o is not None)] = part
+            del chunks
         return out
 
 
