@@ -185,13 +185,22 @@ def _labextension_path(base: Path) -> Path:
 
 
 @contextlib.contextmanager
-def start_hub(base: Path, users: list[str], *, server_args: list[str] | None = None, timeout: float = 90) -> Iterator[Hub]:
+def start_hub(
+    base: Path,
+    users: list[str],
+    *,
+    server_args: list[str] | None = None,
+    server_config: dict[str, Any] | None = None,
+    timeout: float = 90,
+) -> Iterator[Hub]:
     """A running JupyterHub serving ``users`` (homes under ``base/home/<user>``, created here).
+    ``server_config`` is the admin's Jupyter config of every single-user server (a
+    ``jupyter_server_config.json`` on the servers' ``JUPYTER_CONFIG_PATH``).
     A free port taken by another process between choosing and binding it (the machine is
     shared) is retried with new ports, twice."""
     for attempt in range(3):
         try:
-            with _start_hub(base / f"run{attempt}", base, users, server_args, timeout) as hub:
+            with _start_hub(base / f"run{attempt}", base, users, server_args, server_config, timeout) as hub:
                 yield hub
                 return
         except _PortTaken:
@@ -204,7 +213,9 @@ class _PortTaken(HubError):
 
 
 @contextlib.contextmanager
-def _start_hub(run: Path, base: Path, users: list[str], server_args: list[str] | None, timeout: float) -> Iterator[Hub]:
+def _start_hub(
+    run: Path, base: Path, users: list[str], server_args: list[str] | None, server_config: dict[str, Any] | None, timeout: float
+) -> Iterator[Hub]:
     proxy = shutil.which("configurable-http-proxy")
     if proxy is None:
         raise HubError(
@@ -236,6 +247,10 @@ def _start_hub(run: Path, base: Path, users: list[str], server_args: list[str] |
         "args": args,
         "proxy": proxy,
     }
+    admin_config = run / "server-config"
+    admin_config.mkdir(exist_ok=True)
+    (admin_config / "jupyter_server_config.json").write_text(json.dumps(server_config or {}))
+    config["server_config_path"] = str(admin_config)
     (run / "hub.json").write_text(json.dumps(config))
     (run / "jupyterhub_config.py").write_text(HUB_CONFIG)
     env = dict(os.environ)
@@ -311,7 +326,11 @@ c.Spawner.args = cfg["args"]
 c.Spawner.default_url = "/lab"
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120
-c.Spawner.environment = {"JUPYTER_PLATFORM_DIRS": "1", "AWS_EC2_METADATA_DISABLED": "true"}
+c.Spawner.environment = {
+    "JUPYTER_PLATFORM_DIRS": "1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "JUPYTER_CONFIG_PATH": cfg["server_config_path"],
+}
 c.JupyterHub.services = [{"name": "test-admin", "api_token": cfg["admin_token"]}]
 c.JupyterHub.load_roles = [{"name": "admin", "services": ["test-admin"]}]
 c.JupyterHub.log_level = "INFO"

@@ -33,6 +33,7 @@ USERS = ["alice", "bob"]
 BOB_IMAGE = "bob-secret.ome.tif"
 BOB_CHANNEL = "BobSecretChannel"
 ALICE_IMAGE = "alice.ome.tif"
+SHARED_IMAGE = "facility.ome.tif"
 
 
 def _write_bob_image(path: Path) -> None:
@@ -52,8 +53,18 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     # Links in alice's home that lead into bob's: a file, a folder.
     (alice / "link-to-bob.ome.tif").symlink_to(bob / BOB_IMAGE)
     (alice / "bobs-home").symlink_to(bob, target_is_directory=True)
+    # Admin-defined locations outside every home: one left read-only (the default), one not.
+    shared, scratch = base / "srv" / "shared", base / "srv" / "scratch"
+    shared.mkdir(parents=True)
+    scratch.mkdir(parents=True)
+    write_test_image(shared / SHARED_IMAGE)
+    (shared / ".hidden-notes.txt").write_text("admin only")
+    locations = [
+        {"name": "Shared data", "url": str(shared)},
+        {"name": "Scratch", "url": str(scratch), "read_only": False},
+    ]
     try:
-        with start_hub(base, USERS) as running:
+        with start_hub(base, USERS, server_config={"BioimnbConfig": {"locations": locations}}) as running:
             for user in USERS:
                 running.spawn(user)
             yield running
@@ -145,6 +156,41 @@ def test_listing_outside_alices_root_is_refused(hub: Hub, folder: str) -> None:
     resp = _api(hub, "alice", "ls", hub.token("alice"), path=folder)
     assert 400 <= resp.status < 500, (folder, resp.status, resp.body[:300])
     assert BOB_IMAGE.encode() not in resp.body and BOB_CHANNEL.encode() not in resp.body
+
+
+def test_admin_locations_are_listed_read_only_and_confined(hub: Hub) -> None:
+    shared = hub.base / "srv" / "shared"
+    before = {p.name: p.stat().st_mtime_ns for p in shared.iterdir()}
+    for user in USERS:
+        token = hub.token(user)
+        resp = _api(hub, user, "locations", token)
+        assert resp.status == 200, resp.body[:300]
+        found = {loc["name"]: loc for loc in resp.json()["locations"]}
+        assert found["Shared data"]["read_only"] is True  # not configured: read-only
+        assert found["Scratch"]["read_only"] is False  # configured otherwise
+        assert str(hub.base).encode() not in resp.body, "a location's path reached the browser"
+        ident = found["Shared data"]["id"]
+        listing = _api(hub, user, "ls", token, location=ident, path="")
+        assert listing.status == 200, listing.body[:300]
+        names = [e["name"] for e in listing.json()["entries"]]
+        assert SHARED_IMAGE in names and ".hidden-notes.txt" not in names
+        facts = _api(hub, user, "facts", token, location=ident, path=SHARED_IMAGE)
+        assert facts.status == 200 and str(shared).encode() not in facts.body
+        thumb = _api(hub, user, "thumbnail", token, location=ident, path=SHARED_IMAGE)
+        assert thumb.status == 200 and thumb.body[:8] == b"\x89PNG\r\n\x1a\n"
+        # Confined to the location: nothing above it, nothing of bob's.
+        for path in ("..", "../scratch", f"../../home/bob/{BOB_IMAGE}", str(hub.home("bob") / BOB_IMAGE)):
+            for route in ("ls", "facts", "thumbnail"):
+                out = _api(hub, user, route, token, location=ident, path=path)
+                if route == "facts" and out.status == 200:
+                    # facts answers an entry with its error: here the path was taken inside the
+                    # location (a leading "/" is relative to it) and is not there
+                    assert out.json()["error"] and out.json()["kind"] != "image", out.body[:300]
+                else:
+                    assert 400 <= out.status < 500, (user, route, path, out.status, out.body[:200])
+                assert BOB_CHANNEL.encode() not in out.body
+    # Reading through the routes changed nothing there.
+    assert {p.name: p.stat().st_mtime_ns for p in shared.iterdir()} == before
 
 
 # -- Chromium: log in on the hub, open the document viewer under /user/<name>/ ------------------
