@@ -257,3 +257,58 @@ def test_no_credential_in_widget_state_or_messages(
         assert secret not in text
         assert all(secret.encode() not in b for _, bufs in sent.items for b in bufs)
     assert s3.secret not in repr(widget) and s3.secret not in repr(bioimnb.browse(f"s3://{bucket}/", **s3.storage_options))
+
+
+def test_http_ome_zarr_is_browsed_as_one_image(http_server: Any, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    fixtures.ngff_image(site / "remote.ome.zarr", "0.4", levels=2)
+    (site / "readme.txt").write_text("hello")
+    widget, _ = _browser(http_server(site) + "/")
+    widget.wait(60)
+    rows = {r["name"]: r for r in widget.rows(0, 10)}
+    assert (rows["remote.ome.zarr"]["kind"], rows["remote.ome.zarr"]["format"]) == ("image", "OME-Zarr")
+    assert rows["readme.txt"]["kind"] == "file"
+    png, summary = widget.thumbnail("remote.ome.zarr")
+    assert png is not None and summary["levels"] == 2
+
+
+@pytest.fixture(scope="module")
+def ip() -> Any:
+    from IPython.testing.globalipapp import get_ipython
+
+    shell = get_ipython()
+    shell.run_line_magic("load_ext", "bioimnb")
+    return shell
+
+
+def test_magics_help_browse_info_and_unknown(ip: Any, tmp_path: Path, capsys: Any) -> None:
+    from IPython.core.error import UsageError
+
+    from bioimnb.magics import _commands, _parser
+
+    names = list(_commands(_parser()))
+    assert {"help", "info", "ls", "scan", "convert", "view", "browse"} <= set(names)
+    for line in ("", "help"):
+        assert ip.run_line_magic("bioim", line) is None
+        out = capsys.readouterr().out
+        listed = [row.split()[0] for row in out.splitlines() if row.startswith("  ")]
+        assert listed == names  # every registered subcommand, one line each
+    ip.run_line_magic("bioim", "help convert")
+    out = capsys.readouterr().out
+    assert "--ngff" in out and "--resume" in out and "usage: %bioim convert" in out
+    with pytest.raises(UsageError) as info:
+        ip.run_line_magic("bioim", "frobnicate x")
+    message = str(info.value)
+    assert "\n" not in message and "'frobnicate'" in message and all(n in message for n in names)
+    with pytest.raises(UsageError):
+        ip.run_line_magic("bioim", "help frobnicate")
+    fixtures.ome_tiff_subifd(tmp_path / "m.ome.tif", scenes=1)
+    assert ip.run_line_magic("bioim", f"info {tmp_path / 'm.ome.tif'}") is None
+    out = capsys.readouterr().out
+    assert "OME-TIFF" in out and "MultiscaleImage" not in out
+    shown = ip.run_line_magic("bioim", f"browse {tmp_path}")
+    assert isinstance(shown, Browser)
+    shown.wait(30)
+    assert [r["name"] for r in shown.rows(0, 5)] == ["m.ome.tif"]
+    with pytest.raises(UsageError, match="no such file"):
+        ip.run_line_magic("bioim", f"info {tmp_path / 'missing.czi'}")
