@@ -10,7 +10,7 @@ Measures, each run into a fresh prefix of one bucket:
 bioimnb computes a SHA-256 per file while streaming and checks the upload (the ETag against an
 MD5 of the same stream, single PUT or multipart); rclone computes an MD5 and compares it to the
 ETag (``--checksum`` makes it compare checksums rather than times); s3fs ``put`` checks nothing.
-Each tool uses its defaults for parallelism (bioimnb 8 streams, rclone 4 transfers, s3fs its
+Each tool uses its defaults for parallelism (bioimnb 16 streams, rclone 4 transfers, s3fs its
 asyncio batch).  Ratios are of median throughputs (higher: bioimnb faster).
 """
 

@@ -133,7 +133,7 @@ def register(sub: Any) -> None:
     tr.add_argument("--bag", action="store_true", help="make DEST a BagIt 1.0 bag (payload under data/)")
     tr.add_argument("--sync", action="store_true", help="also delete destination files no longer in the source")
     tr.add_argument("--overwrite", action="store_true", help="replace destination files that differ")
-    tr.add_argument("--workers", type=_positive, default=None, metavar="N", help="parallel streams (default 4 local, 8 remote)")
+    tr.add_argument("--workers", type=_positive, default=None, metavar="N", help="parallel streams (default 4 local, 16 remote)")
     tr.add_argument("--watch", action="store_true", help="keep polling SOURCE; transfer files once they stop growing (Ctrl-C stops)")
     tr.add_argument("--settle", type=_seconds, default=10.0, metavar="SECONDS", help="with --watch: unchanged this long = finished (default 10)")
     tr.add_argument("--json", action="store_true", help="the report as JSON")

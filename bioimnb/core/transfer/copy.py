@@ -378,16 +378,22 @@ class _Context:
         bucket, key, _ = fs.split_path(self.dest_path(rel))
         psize = part_size(reader.expected or 0)
         d = Digests(md5=True, part=psize)
-        first = _read_part(reader, psize, d)
+        # A file listed smaller than a part is one PUT and takes no part slot (its memory is
+        # bounded by the streams); a larger one reads each part only once a slot is free.
+        small = reader.expected is not None and reader.expected < psize
+        first = _read_exactly(reader, psize, d) if small else _read_part(reader, psize, d)
         if len(first) < psize:  # the whole file fits one PUT
             try:
                 reader.check()
                 with storage_errors(self.dst.url):
                     resp = fs.call_s3("put_object", Bucket=bucket, Key=key, Body=first, Metadata={"sha256": d.sha256})
             finally:
-                _PART_SLOTS.release()
+                if not small:
+                    _PART_SLOTS.release()
             etag, multipart = str(resp.get("ETag", "")).strip('"'), False
         else:
+            if small:
+                _PART_SLOTS.acquire()  # it grew past a part since it was listed
             try:
                 with storage_errors(self.dst.url):
                     upload = fs.call_s3("create_multipart_upload", Bucket=bucket, Key=key)
@@ -521,19 +527,30 @@ def _read_part(reader: _Reader, n: int, d: Digests) -> bytearray:
 
 def _read_exactly(reader: _Reader, n: int, d: Digests) -> bytearray:
     """Up to ``n`` bytes (fewer only at the end of the file), hashed into ``d``, read into one
-    buffer (no intermediate copies: a part is the only large allocation of an upload)."""
-    buf = bytearray(n)
+    buffer sized by what the listing said is left (a 4 KiB file does not get an 8 MiB buffer);
+    a file that grew past its listed size is read on regardless."""
+    left = None if reader.expected is None else max(0, reader.expected - reader.read_bytes)
+    size = n if left is None else min(n, left + 1)
+    buf = bytearray(size)
     view = memoryview(buf)
     got = 0
-    while got < n:
-        k = reader.readinto(view[got : got + min(reader.block, n - got)])
+    while got < size:
+        k = reader.readinto(view[got : got + min(reader.block, size - got)])
         if not k:
             break
         d.update(view[got : got + k])
         got += k
     view.release()
-    if got < n:
+    if got < size:
         del buf[got:]
+    elif size < n:
+        while got < n:
+            data = reader.read(min(reader.block, n - got))
+            if not data:
+                break
+            d.update(data)
+            buf += data
+            got += len(data)
     return buf
 
 
@@ -673,7 +690,8 @@ def transfer(
     ``sync`` also removes destination files that are no longer in the source; ``overwrite``
     replaces destination files that differ (otherwise they are reported as conflicts);
     ``verify=False`` skips the read-back or ETag check (the SHA-256 is still computed).
-    ``workers`` parallel streams (default 4 locally, 8 with a remote side); ``progress``
+    ``workers`` parallel streams (default 4 locally, 16 with a remote side: object stores are
+    latency-bound); ``progress``
     receives :class:`~bioimnb.core.jobs.Progress` (files done, bytes copied); ``cancel`` (an
     object with ``is_set()``) stops after the files in flight.  ``files`` limits the run to those
     relative paths (watch mode).  Storage options go to both sides unless ``src_options`` /
@@ -728,7 +746,7 @@ def transfer(
     report = TransferReport(display_source(src_text), display_source(dest_text), bag=bag, verified=verify)
     report.files = len(items)
     report.bytes = sum(i.size or 0 for i in items)
-    n_workers = workers or (4 if src_res.local and dst_res.local else 8)
+    n_workers = workers or (4 if src_res.local and dst_res.local else 16)
     with Executor(None, n_workers, name="bioimnb-transfer") as ex:
         runner = Runner(
             ex,
