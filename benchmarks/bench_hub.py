@@ -157,6 +157,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--direct-seconds", type=float, default=15.0)
     parser.add_argument("--size", type=int, default=8192, help="edge of the users' image (px)")
+    parser.add_argument(
+        "--memory-budget",
+        type=int,
+        default=None,
+        metavar="MIB",
+        help="BIOIMNB_MEMORY_BUDGET of every user server (default: the built-in 512 MiB)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.users, args.seconds, args.direct_seconds, args.size = 1, 4.0, 2.0, 1024
@@ -177,7 +184,10 @@ def main() -> None:
             os.link(image, home / IMAGE)
         except OSError:
             shutil.copy(image, home / IMAGE)
-    with start_hub(work, users) as hub:
+    env = {"BIOIMNB_MEMORY_BUDGET": str(args.memory_budget * 2**20)} if args.memory_budget else {}
+    budget = f"{args.memory_budget} MiB" if args.memory_budget else "512 MiB (default)"
+    print(f"memory budget of each server's caches: {budget}\n")
+    with start_hub(work, users, server_env=env) as hub:
         t0 = time.monotonic()
         for user in users:
             hub.spawn(user, timeout=300)
@@ -229,6 +239,12 @@ def main() -> None:
         ["server", "RSS at start MiB", "after warm-up", "peak", "end", "end - warm-up MiB"],
         shown,
         title="Memory of each user server during the proxied run (RSS, process and children)",
+    )
+    series = via["rss"][users[0]]
+    step = max(1, len(series) // 8)
+    print(
+        f"RSS of {users[0]} over the run (s: MiB): "
+        + ", ".join(f"{t:.0f}: {mib(v)}" for t, v in series[::step] + [series[-1]])
     )
     print(
         f"RSS change after warm-up over all {len(users)} servers: median {np.median(growth) / 2**20:+.1f} MiB,"

@@ -191,16 +191,18 @@ def start_hub(
     *,
     server_args: list[str] | None = None,
     server_config: dict[str, Any] | None = None,
+    server_env: dict[str, str] | None = None,
     timeout: float = 90,
 ) -> Iterator[Hub]:
     """A running JupyterHub serving ``users`` (homes under ``base/home/<user>``, created here).
     ``server_config`` is the admin's Jupyter config of every single-user server (a
-    ``jupyter_server_config.json`` on the servers' ``JUPYTER_CONFIG_PATH``).
+    ``jupyter_server_config.json`` on the servers' ``JUPYTER_CONFIG_PATH``); ``server_env`` is
+    added to their environment (``c.Spawner.environment``).
     A free port taken by another process between choosing and binding it (the machine is
     shared) is retried with new ports, twice."""
     for attempt in range(3):
         try:
-            with _start_hub(base / f"run{attempt}", base, users, server_args, server_config, timeout) as hub:
+            with _start_hub(base / f"run{attempt}", base, users, server_args, server_config, server_env, timeout) as hub:
                 yield hub
                 return
         except _PortTaken:
@@ -214,7 +216,13 @@ class _PortTaken(HubError):
 
 @contextlib.contextmanager
 def _start_hub(
-    run: Path, base: Path, users: list[str], server_args: list[str] | None, server_config: dict[str, Any] | None, timeout: float
+    run: Path,
+    base: Path,
+    users: list[str],
+    server_args: list[str] | None,
+    server_config: dict[str, Any] | None,
+    server_env: dict[str, str] | None,
+    timeout: float,
 ) -> Iterator[Hub]:
     proxy = shutil.which("configurable-http-proxy")
     if proxy is None:
@@ -251,6 +259,7 @@ def _start_hub(
     admin_config.mkdir(exist_ok=True)
     (admin_config / "jupyter_server_config.json").write_text(json.dumps(server_config or {}))
     config["server_config_path"] = str(admin_config)
+    config["server_env"] = dict(server_env or {})
     (run / "hub.json").write_text(json.dumps(config))
     (run / "jupyterhub_config.py").write_text(HUB_CONFIG)
     env = dict(os.environ)
@@ -330,6 +339,7 @@ c.Spawner.environment = {
     "JUPYTER_PLATFORM_DIRS": "1",
     "AWS_EC2_METADATA_DISABLED": "true",
     "JUPYTER_CONFIG_PATH": cfg["server_config_path"],
+    **cfg["server_env"],
 }
 c.JupyterHub.services = [{"name": "test-admin", "api_token": cfg["admin_token"]}]
 c.JupyterHub.load_roles = [{"name": "admin", "services": ["test-admin"]}]
