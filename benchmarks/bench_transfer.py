@@ -123,6 +123,44 @@ BIOIMNB_ONE = textwrap.dedent(
 )
 
 
+def memory_runs(work: Path, gib: float, cache: Path) -> list[list[str]]:
+    """Peak RSS of bioimnb and rclone copying one sparse file of ``gib`` GiB to S3, each into a
+    SeaweedFS of its own that is deleted afterwards (10 GiB of zeros stored twice would be 20 GiB
+    of disk)."""
+    from servers import SeaweedS3
+
+    huge = work / "transfer_huge.sparse"
+    size = int(gib * 2**30)
+    with open(huge, "wb") as fh:
+        fh.truncate(size)
+    script = work / "transfer_one.py"
+    script.write_text(BIOIMNB_ONE)
+    rows = []
+    try:
+        for tool in ("bioimnb transfer", "rclone copyto --checksum"):
+            s3dir = Path(tempfile.mkdtemp(prefix="bench-transfer-mem-"))
+            s3 = SeaweedS3.start(s3dir)
+            try:
+                bucket = s3.make_bucket("mem")
+                if tool.startswith("bioimnb"):
+                    benv = {**os.environ, "BIOIMNB_CACHE_DIR": str(cache)}
+                    cmd = [sys.executable, str(script), str(huge), f"s3://{bucket}/huge", json.dumps(s3.storage_options)]
+                    dt, peak, _ = peak_rss(cmd, benv)
+                else:
+                    dt, peak, _ = peak_rss([RCLONE, "copyto", "--checksum", str(huge), f"sw:{bucket}/huge"], rclone_env(s3))
+            finally:
+                s3.stop()
+                shutil.rmtree(s3dir, ignore_errors=True)
+            rows.append([tool, f"{size / 2**30:.2f}", f"{peak / 2**20:.0f}", f"{size / 2**20 / dt:.0f}"])
+            progress(f"huge: {tool} {dt:.1f} s, peak RSS {peak / 2**20:.0f} MiB")
+        # the bioimnb process at rest (imports done, nothing copied), for comparison
+        _, idle, _ = peak_rss([sys.executable, "-c", "import bioimnb.core.transfer, s3fs, time; time.sleep(1.5)"], dict(os.environ))
+        rows.append(["python -c 'import bioimnb.core.transfer, s3fs' (idle)", "0", f"{idle / 2**20:.0f}", "-"])
+    finally:
+        huge.unlink()
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=10_000, help="small files (4 KiB each)")
@@ -194,28 +232,12 @@ def main(argv: list[str] | None = None) -> int:
                     results.setdefault(label, {}).setdefault(name, []).append(dt)
                     progress(f"{label}: {name} {dt:.2f} s")
 
-        if args.huge_gib > 0:
-            huge = work / "transfer_huge.sparse"
-            size = int(args.huge_gib * 2**30)
-            with open(huge, "wb") as fh:
-                fh.truncate(size)
-            script = work / "transfer_one.py"
-            script.write_text(BIOIMNB_ONE)
-            benv = {**os.environ, "BIOIMNB_CACHE_DIR": str(cache)}
-            dt, peak, _ = peak_rss([sys.executable, str(script), str(huge), f"s3://{bucket}/huge-bio/huge", json.dumps(so)], benv)
-            mem_rows.append(["bioimnb transfer", f"{size / 2**30:.2f}", f"{peak / 2**20:.0f}", f"{size / 2**20 / dt:.0f}"])
-            progress(f"huge: bioimnb {dt:.1f} s, peak RSS {peak / 2**20:.0f} MiB")
-            dt, peak, _ = peak_rss([RCLONE, "copyto", "--checksum", str(huge), f"sw:{bucket}/huge-rcl/huge"], env)
-            mem_rows.append(["rclone copyto --checksum", f"{size / 2**30:.2f}", f"{peak / 2**20:.0f}", f"{size / 2**20 / dt:.0f}"])
-            progress(f"huge: rclone {dt:.1f} s, peak RSS {peak / 2**20:.0f} MiB")
-            # the bioimnb process at rest (imports done, nothing copied), for comparison
-            _, idle, _ = peak_rss([sys.executable, "-c", "import bioimnb.core.transfer, s3fs, time; time.sleep(1.5)"], benv)
-            mem_rows.append(["python -c 'import bioimnb.core.transfer, s3fs' (idle)", "0", f"{idle / 2**20:.0f}", "-"])
-            huge.unlink()
     finally:
         s3.stop()
         shutil.rmtree(s3dir, ignore_errors=True)
-        shutil.rmtree(cache, ignore_errors=True)
+    if args.huge_gib > 0:
+        mem_rows = memory_runs(work, args.huge_gib, cache)
+    shutil.rmtree(cache, ignore_errors=True)
 
     rows = []
     rates: dict[str, dict[str, float]] = {}
