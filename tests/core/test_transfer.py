@@ -312,3 +312,19 @@ def test_watch_stops_on_cancel_and_max_cycles(tmp_path):
     assert r.copied == 0 and time.monotonic() - t < 2
     r = watch(tmp_path / "acq", tmp_path / "out", settle=0, interval=0.05, max_cycles=3)
     assert r.files == 0
+
+
+def test_several_sources_each_go_under_their_name(tmp_path):
+    """What the browser's "Copy to..." passes for a selection of several entries."""
+    src = tmp_path / "src"
+    make_source(src)
+    r = transfer([src / "sub", src / "a.bin", src / "img.ome.zarr"], tmp_path / "out")
+    assert r.ok and r.copied == 2 + 1 + 4
+    assert tree(tmp_path / "out" / "sub") == tree(src / "sub")
+    assert sha(tmp_path / "out" / "a.bin") == sha(src / "a.bin")
+    assert tree(tmp_path / "out" / "img.ome.zarr") == tree(src / "img.ome.zarr")
+    (tmp_path / "out" / "a.bin").write_bytes(b"other")
+    r = transfer([src / "sub", src / "a.bin"], tmp_path / "out")
+    assert [(f.path, f.kind) for f in r.failures] == [("a.bin", "conflict")] and r.skipped == 2
+    with pytest.raises(BioimnbError, match="a bag is made of one source"):
+        transfer([src / "sub", src / "a.bin"], tmp_path / "bag", bag=True)

@@ -664,7 +664,7 @@ def _list_existing(dst: Resolved, root: str) -> dict[str, dict[str, Any]]:
 
 
 def transfer(
-    src: str | os.PathLike[str],
+    src: str | os.PathLike[str] | list[str | os.PathLike[str]] | tuple[str | os.PathLike[str], ...],
     dest: str | os.PathLike[str],
     *,
     sync: bool = False,
@@ -697,6 +697,11 @@ def transfer(
     relative paths (watch mode).  Storage options go to both sides unless ``src_options`` /
     ``dest_options`` give a side its own.
     """
+    if isinstance(src, (list, tuple)):
+        return _transfer_many(
+            list(src), dest, sync=sync, overwrite=overwrite, bag=bag, workers=workers, progress=progress, cancel=cancel,
+            verify=verify, src_options=src_options, dest_options=dest_options, **storage_options,
+        )
     start = time.perf_counter()
     so_src, so_dst = _split_options(storage_options, src_options, dest_options)
     src_text, dest_text = os.fspath(src), os.fspath(dest)
@@ -788,6 +793,27 @@ def transfer(
         write_bag(dst_res, top, {rel: (report.checksums[rel], report.sizes[rel]) for rel in source_rels})
     if report.ok:
         journal.clear()
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _transfer_many(sources: list[Any], dest: Any, *, bag: bool, **options: Any) -> TransferReport:
+    """Several sources (a selection in the browser): each goes to ``dest/<its name>``; one
+    report for all.  Not as a bag: a bag holds one payload."""
+    if bag:
+        raise TransferError(display_source(os.fspath(dest)), "a bag is made of one source; copy the files into one folder first")
+    dest_text = os.fspath(dest)
+    report = TransferReport(", ".join(display_source(os.fspath(s)) for s in sources), display_source(dest_text))
+    start = time.perf_counter()
+    sep = "/" if "://" in dest_text else os.sep
+    for source in sources:
+        name = os.fspath(source).rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1]
+        part = transfer(source, dest_text.rstrip("/\\") + sep + name, **options)
+        for key in ("files", "bytes", "copied", "bytes_copied", "skipped"):
+            setattr(report, key, getattr(report, key) + getattr(part, key))
+        report.failures += [Failure(f"{name}/{f.path}" if f.path != name else name, f.reason, f.kind) for f in part.failures]
+        report.deleted += [f"{name}/{d}" for d in part.deleted]
+        report.checksums.update({f"{name}/{k}": v for k, v in part.checksums.items()})
     report.seconds = time.perf_counter() - start
     return report
 
