@@ -41,6 +41,10 @@ Routes (all ``GET``, under ``{base_url}bioimnb/``):
 ``api/histogram?path=REL&channel=C[&scene=0][&bins=128][&t=0][&z=]``
     :meth:`~bioimnb.core.tiles.TileRenderer.histogram` of the coarsest level.
 
+The image routes (``image``, ``tile``, ``values``, ``histogram``) also take ``location=ID``: the
+image is then ``path`` below that configured storage location (an S3 prefix, say), opened with
+the location's storage options, which never leave the server.
+
 Confinement
     Paths are relative to the server's ``root_dir`` and confined to it with
     :func:`bioimnb.core.locations.browse` (``..``, absolute paths and symlinks leading outside are
@@ -80,6 +84,7 @@ import hashlib
 import os
 import queue
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -127,6 +132,8 @@ QUEUE_SECONDS = 30.0
 #: ``Retry-After`` of a 503, in seconds.
 RETRY_AFTER = 5
 TILE_SIZE = 256
+#: How long an image of a configured (non-root) location stays opened before it is opened again.
+REMOTE_SECONDS = 60.0
 TILE_CACHE_CONTROL = "private, max-age=3600"
 _ZARR_METADATA = ("zarr.json", ".zattrs", ".zgroup", ".zarray")
 
@@ -389,6 +396,41 @@ class ImageService:
                     self._renderers.popitem(last=False)
             return renderer, version, fs_path
 
+    def remote_renderer(
+        self, key: str, source: str, storage_options: dict[str, Any]
+    ) -> tuple[TileRenderer, str]:
+        """``(renderer, version)`` of an image of a configured location (``key``: location id
+        and path).  Object stores give no cheap change stamp for a whole image, so an opened
+        image is reused for :data:`REMOTE_SECONDS` and then opened again (the version names
+        the opening, so tile URLs and ETags change with it)."""
+        now = time.monotonic()
+        with self._lock:
+            for (k, version), renderer in list(self._renderers.items()):
+                if k == key:
+                    opened = float(version.split("-", 1)[1])
+                    if now - opened < REMOTE_SECONDS:
+                        self._renderers.move_to_end((k, version))
+                        return renderer, version
+                    del self._renderers[(k, version)]
+            opening = self._opening.setdefault((key, "remote"), threading.Lock())
+        with opening:
+            with self._lock:
+                for (k, version), renderer in self._renderers.items():
+                    if k == key:
+                        return renderer, version
+            try:
+                image = open_image(source, **storage_options)
+                renderer = TileRenderer(image, TILE_SIZE, cache=self.tiles)
+            finally:
+                with self._lock:
+                    self._opening.pop((key, "remote"), None)
+            version = f"r-{now:.3f}"
+            with self._lock:
+                self._renderers[(key, version)] = renderer
+                while len(self._renderers) > self.capacity:
+                    self._renderers.popitem(last=False)
+            return renderer, version
+
     def scrub(self, message: str, rel: str, fs_path: str | None = None) -> str:
         """``message`` with the resolved path and the root replaced (never disclosed)."""
         if fs_path:
@@ -468,6 +510,10 @@ class _ImageHandler(_BioimnbHandler):
 
     async def handle(self) -> None:
         rel = self.rel
+        ident = self.get_query_argument("location", "root") or "root"
+        if ident != "root":
+            await self.handle_location(ident, rel)
+            return
         try:
             params = self.parse()
             fs_path = self.service.resolve(rel)  # only realpath/stat: cheap, never blocks on a FIFO
@@ -479,6 +525,32 @@ class _ImageHandler(_BioimnbHandler):
             result = await self.service.run_for(fs_path, job)
         except Exception as exc:
             self.fail_with(exc, rel)
+            return
+        self.respond(result)
+
+    async def handle_location(self, ident: str, rel: str) -> None:
+        """The image ``rel`` of a configured storage location (:mod:`bioimnb.server.locations`):
+        opened with the location's storage options (held here), confined to the location."""
+        try:
+            configured = {loc.id: loc for loc in self.settings.get(LOCATIONS_KEY, [])}
+            if ident not in configured:
+                raise SourceNotFound(ident, "no such location")
+            where = configured[ident]
+            if not rel.strip("/"):
+                raise BadRequest("missing parameter 'path' (a path relative to the location)")
+            refuse_hidden(rel, self.service.allow_hidden)
+            params = self.parse()
+            key = f"{ident}:{rel}"
+            service = self.service
+
+            def job() -> Any:
+                source = where.location(rel).source()  # confined: no .., nothing outside
+                renderer, version = service.remote_renderer(key, source, where.storage_options)
+                return self.encode(self.work(renderer, version, key, params))
+
+            result = await service.run_for(key, job)
+        except Exception as exc:
+            self.fail_with(exc, rel or ".")
             return
         self.respond(result)
 

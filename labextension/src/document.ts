@@ -40,14 +40,17 @@ export class ViewerPanel extends Widget {
   /** `state`: JupyterLab's state database, where the path's view is remembered (optional). */
   constructor(
     readonly path: string,
-    state: IStateDB | null = null
+    state: IStateDB | null = null,
+    /** A configured storage location (side panel); `path` is then relative to it. */
+    readonly location: string | null = null
   ) {
     super();
     this.addClass('bioimnb-doc');
     this.node.style.height = '100%';
     this.node.style.overflow = 'hidden';
     this.node.dataset.path = path;
-    const source = new RestTileSource(path);
+    const source = new RestTileSource(path, undefined, location ? { location } : {});
+    state = location ? null : state;
     this.memory = state ? new ViewMemory(state, path, SAVE_DELAY) : null;
     if (!this.memory) {
       this.open(source, null);

@@ -264,8 +264,21 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const panel = new BrowsePanel({
       getJSON: <T>(endPoint: string) => requestAPI<T>(endPoint),
       getBlob: requestBlob,
-      openViewer: (path, isFolder) => {
-        if (isFolder) {
+      openViewer: (path, isFolder, location) => {
+        if (location) {
+          // An image of a configured storage location: a viewer tab of its own (not a
+          // document of the server's contents).
+          const content = new ViewerPanel(path, null, location);
+          const widget = new MainAreaWidget({ content });
+          widget.id = `bioimnb-viewer-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 7)}`;
+          widget.title.label = path.split('/').pop() || path;
+          widget.title.caption = path;
+          widget.title.icon = imageIcon;
+          widget.title.closable = true;
+          widget.addClass('bioimnb-document');
+          app.shell.add(widget, 'main');
+          app.shell.activateById(widget.id);
+        } else if (isFolder) {
           openFolder(path);
         } else {
           void commands.execute('docmanager:open', { path, factory: FACTORY });

@@ -25,7 +25,9 @@ export class RestTileSource implements TileSource {
 
   constructor(
     readonly path: string,
-    settings?: ServerConnection.ISettings
+    settings?: ServerConnection.ISettings,
+    /** More query parameters of every request (`location`: a configured storage location). */
+    private readonly extra: Record<string, string> = {}
   ) {
     this.settings = settings ?? ServerConnection.makeSettings();
   }
@@ -83,7 +85,7 @@ export class RestTileSource implements TileSource {
   }
 
   private async get(endpoint: string, params: Params, signal?: AbortSignal): Promise<Response> {
-    const query: Record<string, string> = { path: this.path };
+    const query: Record<string, string> = { path: this.path, ...this.extra };
     for (const [key, value] of Object.entries(params)) {
       query[key] = String(value);
     }

@@ -114,6 +114,29 @@ async def test_thumbnail_and_facts_from_the_bucket(jp_fetch: Any, s3: Any, bucke
     assert facts["ngff_version"] == "0.4" and len(facts["scenes"][0]["levels"]) == 3
 
 
+async def test_viewer_routes_read_images_of_a_location(jp_fetch: Any, s3: Any, bucket: str) -> None:
+    info, response = await _json(jp_fetch, "image", location="0", path="cells.ome.tif")
+    _secrets_absent(s3, response.body)
+    assert info["source"] == "cells.ome.tif" and [lv["shape"] for lv in info["levels"]] == [[600, 800], [300, 400], [150, 200]]
+    tile = await jp_fetch(
+        "bioimnb", "api", "tile",
+        params={"location": "0", "path": "cells.ome.tif", "level": "2", "tx": "0", "ty": "0", "fmt": "raw", "ch": "0:FFFFFF:0:65535"},
+    )  # fmt: skip
+    rgba = np.frombuffer(tile.body, np.uint8).reshape(150, 200, 4)
+    with open_image(f"s3://{bucket}/many/cells.ome.tif", **s3.storage_options) as img:
+        coarse = img.levels[2].compute()[0, 0, 0].astype(np.float64)
+    expected = np.clip(np.round(coarse / 65535 * 255), 0, 255)
+    assert np.abs(rgba[..., 0].astype(np.float64) - expected).max() <= 1
+    values, _ = await _json(jp_fetch, "values", location="0", path="cells.ome.tif", x="10", y="20")
+    with open_image(f"s3://{bucket}/many/cells.ome.tif", **s3.storage_options) as img:
+        assert values["values"] == [int(v) for v in img.levels[0].compute()[0, :, 0, 20, 10]]
+    for params, status in (({"location": "0", "path": "../x.ome.tif"}, 403), ({"location": "5", "path": "a"}, 404), ({"location": "0", "path": "obj-00001.bin"}, 400)):
+        with pytest.raises(HTTPClientError) as info_error:
+            await jp_fetch("bioimnb", "api", "image", params=params)
+        assert info_error.value.code == status, params
+        _secrets_absent(s3, info_error.value.response.body)
+
+
 async def test_root_thumbnail_facts_and_refusals(jp_fetch: Any, jp_root_dir: Path, s3: Any) -> None:
     fixtures.ome_tiff_subifd(jp_root_dir / "m.ome.tif", scenes=1)
     (jp_root_dir / "corrupt.ome.tif").write_bytes(b"not a tiff at all\n" * 10)

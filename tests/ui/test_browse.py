@@ -213,7 +213,15 @@ def test_side_panel_lists_root_and_bucket_and_opens_the_viewer(lab: Lab, browser
         _thumb_loaded(page, remote)
         page.locator(remote).click()
         page.wait_for_selector(f'{panel} .bioimnb-facts >> text="OME-TIFF"')
-        page.wait_for_timeout(300)
+        # Its viewer: tiles through the same routes with location=, read by the server.
+        page.locator(remote).dblclick()
+        tab = '.bioimnb-document:has(.bioimnb-title:text("remote.ome.tif")) .bioimnb-viewer'
+        page.wait_for_selector(f'{tab}[data-complete="true"]', timeout=90_000)
+        quarter, half = IMAGE_SIZE // 4, IMAGE_SIZE // 2
+        left, right = page.locator(tab).evaluate(
+            f"(root, points) => ({PIXELS_AT})(root, points)", [[quarter, half], [3 * quarter, half]]
+        )
+        assert left[0] >= 240 and left[1] <= 15 and max(right[:3]) <= 15, (left, right)
         text = "\n".join(traffic.received + traffic.sent)
         for secret in (s3.key, s3.secret):
             assert secret not in text

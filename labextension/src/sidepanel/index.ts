@@ -5,9 +5,10 @@
  * (`api/locations`, `api/ls?location=`, `api/thumbnail`, `api/facts`). The
  * browser never sees a location's URL or credentials: only its id and name.
  *
- * Double-click (or Enter) enters a folder; on an image under the server root
- * it opens the bioimnb viewer. Images of other locations show their facts and
- * thumbnail; the viewer's tile routes address files under the root only.
+ * Double-click (or Enter) enters a folder; on an image it opens the bioimnb
+ * viewer (for a configured location, its tiles come through the same routes
+ * with `location=ID`: the server opens the image with the location's
+ * credentials).
  */
 import { Widget } from '@lumino/widgets';
 import { ListingSource, Row, Thumb, VirtualList } from '../browser/listing';
@@ -42,8 +43,8 @@ export interface ISidePanelOptions {
   getJSON: <T>(endPoint: string) => Promise<T>;
   /** GET a binary route under {base_url}bioimnb/ as a Blob. */
   getBlob: (endPoint: string) => Promise<Blob>;
-  /** Open an image under the server root in the bioimnb viewer. */
-  openViewer: (path: string, isFolder: boolean) => void;
+  /** Open an image in the bioimnb viewer (`location`: null for the server root). */
+  openViewer: (path: string, isFolder: boolean, location: string | null) => void;
 }
 
 const PAGE = 500;
@@ -213,12 +214,8 @@ export class BrowsePanel extends Widget {
     if (row.kind !== 'image') {
       return;
     }
-    if (this.locationId === 'root') {
-      this.options.openViewer(this.entryPath(row), row.format === 'OME-Zarr' || /\.zarr$/i.test(row.name));
-    } else {
-      this.showFacts(row);
-      this.error.textContent = `${row.name}: the viewer opens images under the server root; this location's images show their facts and thumbnail here`;
-    }
+    const isFolder = row.format === 'OME-Zarr' || /\.zarr$/i.test(row.name);
+    this.options.openViewer(this.entryPath(row), isFolder, this.locationId === 'root' ? null : this.locationId);
   }
 
   private showFacts(row: Row | null): void {
@@ -229,7 +226,7 @@ export class BrowsePanel extends Widget {
     }
     const path = this.entryPath(row);
     const buttons = h('div', { class: 'bioimnb-actions' });
-    if (row.kind === 'image' && this.locationId === 'root' && !row.error) {
+    if (row.kind === 'image' && !row.error) {
       const open = h('button', { 'data-action': 'preview' }, 'Open in viewer');
       open.addEventListener('click', () => this.open(row));
       buttons.appendChild(open);
