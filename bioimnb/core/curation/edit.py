@@ -207,8 +207,9 @@ class EditSession:
             result.written = [os.path.basename(path)]
         # The stored document is now the edited one (with its provenance); undo still reaches
         # back to the trees before it, which a later save then writes back.
+        # (trees are never changed in place once made: an edit makes a new one)
         doc.replace(final, xml.decode("utf-8"))
-        self.tree = copy.deepcopy(final)
+        self.tree = final
         if doc.kind == "sidecar" and doc.notes and "comes from" not in doc.notes[0]:
             doc.notes[0] = f"the metadata shown comes from the companion file {os.path.basename(doc.target)}, where edits are saved"
         return result

@@ -145,7 +145,7 @@ def _validator(cls: Any, name: str) -> Any:
 
 
 def kids(elem: Any, xml: str) -> list[Any]:
-    return [c for c in elem if c.tag == q(xml)]
+    return list(elem.iterchildren(q(xml)))
 
 
 def _insert(parent: Any, cls: Any, spec: Spec, child: Any) -> None:
@@ -290,6 +290,9 @@ def _apply_one(root: Any, fieldname: str, value: Any) -> Change:
         except Exception as exc:  # pydantic's ValidationError: wrong type, negative size, bad enum
             raise InvalidField(fieldname, f"invalid value {value!r}: {_error_text(exc)}") from None
         text = _text_value(valid)
+        default = cls.model_fields[spec.name].get_default(call_default_factory=True)
+        if old is None and default is not None and text == _text_value(default):
+            return Change(field_text(steps), None, None)  # already what an absent value means
     _set(elem, cls, spec, text)
     return Change(field_text(steps), _typed(cls, spec.name, old), _typed(cls, spec.name, text))
 
@@ -348,6 +351,27 @@ def get_map_tree(root: Any, image_index: int = 0) -> list[tuple[str, str]]:
     for value in kids(ann, "Value"):
         for m in kids(value, "M"):
             out.append((m.get("K") or "", m.text or ""))
+    return out
+
+
+def _all_maps(root: Any) -> list[list[tuple[str, str]]]:
+    """The client key-value pairs of every image, in one pass (a plate has thousands of images)."""
+    sa = _annotations(root)
+    client = {}
+    if sa is not None:
+        for ann in kids(sa, "MapAnnotation"):
+            if ann.get("Namespace") == OMERO_CLIENT_NS:
+                client[ann.get("ID")] = ann
+    if not client:
+        return []
+    images = kids(root, "Image")
+    index = {id(image): i for i, image in enumerate(images)}
+    out: list[list[tuple[str, str]]] = [[] for _ in images]
+    for ref in root.iterfind(f"{q('Image')}/{q('AnnotationRef')}"):
+        ann = client.get(ref.get("ID"))
+        i = index.get(id(ref.getparent()))
+        if ann is not None and i is not None and not out[i]:
+            out[i] = [(m.get("K") or "", m.text or "") for v in kids(ann, "Value") for m in kids(v, "M")]
     return out
 
 
@@ -455,12 +479,20 @@ def tree_diff(old: Any, new: Any) -> list[Change]:
     out: list[Change] = []
     hide = _hidden(old) | _hidden(new)
     _diff(OME, old, new, "", out, hide)
-    for i in range(max(len(kids(old, "Image")), len(kids(new, "Image")))):
-        x, y = dict(get_map_tree(old, i)), dict(get_map_tree(new, i))
+    old_maps, new_maps = _all_maps(old), _all_maps(new)
+    for i in range(max(len(old_maps), len(new_maps))):
+        x = dict(old_maps[i]) if i < len(old_maps) else {}
+        y = dict(new_maps[i]) if i < len(new_maps) else {}
         for key in list(x) + [k for k in y if k not in x]:
             if x.get(key) != y.get(key):
                 out.append(Change(f"images[{i}].map.{key}", x.get(key), y.get(key)))
     return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    from lxml import etree
+
+    return bool(etree.tostring(a, with_tail=False) == etree.tostring(b, with_tail=False))
 
 
 def _is_hidden(e: Any, hide: set[str]) -> bool:
@@ -488,6 +520,10 @@ def _diff(cls: Any, a: Any, b: Any, path: str, out: list[Change], hide: set[str]
         for i in range(max(len(xs), len(ys))):
             sub = f"{where}[{i}]" if spec.is_list else where
             if i < len(xs) and i < len(ys):
+                # Serialising a subtree is C-fast: identical images of a large plate are skipped
+                # without walking their fields in Python.
+                if _same(xs[i], ys[i]):
+                    continue
                 _diff(spec.child, xs[i], ys[i], sub, out, hide)
             else:
                 out.append(Change(sub, "(present)" if i < len(xs) else None, "(present)" if i < len(ys) else None))
