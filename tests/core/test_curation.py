@@ -471,3 +471,32 @@ def test_proprietary_format_edits_go_to_a_sidecar(shared_data: Path, tmp_path: P
     from bioimnb.core.classify import classify
 
     assert classify(str(czi) + ".ome.xml").kind == "file"
+
+
+def test_bioformats2raw_series_and_convert_with_edits(pyramid: Path, shared_data: Path, tmp_path: Path) -> None:
+    """A multi-scene conversion (bioformats2raw layout): the second series' attributes and the
+    OME-XML change together; a CZI's companion-file edits are carried into its conversion."""
+    from bioimnb.core.curation.edit import convert_with_edits
+
+    zarr_out = tmp_path / "series.ome.zarr"
+    bioimnb.convert(pyramid, zarr_out, verify=False)
+    doc = load(zarr_out)
+    assert doc.kind == "ome-zarr" and len(doc.scene_paths) == 2 and doc.xml is not None
+    set_fields(zarr_out, ["image[1].channel[0].name=Hoechst", "image[1].pixel_size_y=0.9"])
+    series = doc.scene_paths[1]
+    attrs = json.loads((zarr_out / series / "zarr.json").read_text())["attributes"]["ome"]
+    assert [c["label"] for c in attrs["omero"]["channels"]] == ["Hoechst", "GFP"]
+    assert attrs["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]["scale"][-2] == pytest.approx(0.9)
+    first = json.loads((zarr_out / doc.scene_paths[0] / "zarr.json").read_text())["attributes"]["ome"]
+    assert [c["label"] for c in first["omero"]["channels"]] == ["DAPI", "GFP"]
+    ome = from_xml((zarr_out / "OME" / "METADATA.ome.xml").read_text(encoding="utf-8"))
+    assert ome.images[1].pixels.channels[0].name == "Hoechst" and ome.images[0].pixels.channels[0].name == "DAPI"
+    assert bioimnb.open_image(zarr_out, scene=1).channel_names == ["Hoechst", "GFP"]
+
+    czi = tmp_path / "cells.czi"
+    shutil.copy(shared_data / "czi" / "CellDivision_T3_Z5_CH2_X240_Y170_comp1.czi", czi)
+    set_fields(czi, ["channel[1].name=H2B-GFP", "map.Treatment=none"])
+    report, result = convert_with_edits(EditSession(czi), tmp_path / "cells.ome.tif")
+    assert result.kind == "ome-tiff" and {c.field for c in result.changes} == {"images[0].pixels.channels[1].name", "images[0].map.Treatment"}
+    out = from_tiff(tmp_path / "cells.ome.tif")
+    assert out.images[0].pixels.channels[1].name == "H2B-GFP" and get_map(out, 0) == [("Treatment", "none")]
