@@ -375,30 +375,40 @@ def _local_mtime(root: str | None) -> Callable[[ImageFacts], dt.datetime | None]
 
 
 def _remote_mtime(url: str, storage_options: dict[str, Any]) -> Callable[[ImageFacts], dt.datetime | None]:
-    """Modification times of objects under ``url`` from one listing (no request per object);
-    an image made of many objects (OME-Zarr) dates from its oldest object."""
+    """Modification times of objects under ``url`` from one listing (no request per object),
+    made on first use only (a tree whose images all state an acquisition date needs none); an
+    image made of many objects (OME-Zarr) dates from its oldest object."""
     import bisect
 
     from ..storage import resolve
 
-    try:
-        res = resolve(url, **storage_options)
-        listing = res.fs.find(res.path, detail=True)
-    except Exception:  # noqa: BLE001 - growth then has no dates, the plan says so
-        listing = {}
-    keys = sorted(listing)
+    keys: list[str] = []
     times: list[dt.datetime | None] = []
-    for k in keys:
-        info = listing[k]
-        value = info.get("LastModified") or info.get("mtime") or info.get("last_modified")
-        if isinstance(value, (int, float)):
-            value = dt.datetime.fromtimestamp(value, dt.UTC)
-        elif isinstance(value, str):
-            value = _parse_date(value)
-        times.append(value if isinstance(value, dt.datetime) else None)
+    listed = False
+
+    def listing() -> None:
+        nonlocal listed
+        listed = True
+        try:
+            res = resolve(url, **storage_options)
+            found = res.fs.find(res.path, detail=True)
+        except Exception:  # noqa: BLE001 - growth then has no dates, the plan says so
+            found = {}
+        for k in sorted(found):
+            info = found[k]
+            value = info.get("LastModified") or info.get("mtime") or info.get("last_modified")
+            if isinstance(value, (int, float)):
+                value = dt.datetime.fromtimestamp(value, dt.UTC)
+            elif isinstance(value, str):
+                value = _parse_date(value)
+            keys.append(k)
+            times.append(value if isinstance(value, dt.datetime) else None)
+
     protocol = url.split("://", 1)[0] + "://"
 
     def mtime(f: ImageFacts) -> dt.datetime | None:
+        if not listed:
+            listing()
         path = f.path.split("://", 1)[1] if f.path.startswith(protocol) else f.path
         i = bisect.bisect_left(keys, path)
         if i < len(keys) and keys[i] == path:
