@@ -30,7 +30,29 @@ def validated(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+class Result:
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """``cli(*args)``: ``bioimnb`` in this process (``main()``, as the console script calls it)."""
+    from bioimnb.cli import main
+
+    monkeypatch.setenv("BIOIMNB_CACHE_DIR", str(tmp_path / "cache"))
+
+    def call(*args: str) -> Result:
+        capsys.readouterr()
+        code = main(list(args))
+        out = capsys.readouterr()
+        return Result(code, out.out, out.err)
+
+    return call
+
+
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The real command in a subprocess."""
     return subprocess.run(
         [sys.executable, "-m", "bioimnb", *args],
         capture_output=True,
@@ -65,13 +87,13 @@ def test_markdown_on_standard_output(data: Path, tmp_path: Path):
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("facts")) == []  # nothing written
 
 
-def test_madmp_on_standard_output_validates(data: Path, tmp_path: Path):
+def test_madmp_on_standard_output_validates(data: Path, tmp_path: Path, cli: Any):
     answers = tmp_path / "answers.yaml"
     answers.write_text(
         "title: Cell atlas\nlicence: CC0-1.0\npersonal_data: no\nhealth_data: no\nrepository: BioImage Archive\n"
         "contacts:\n  - name: Ann Example\n    email: ann@example.org\n    orcid: 0000-0002-1825-0097\n"
     )
-    proc = run("dmp", str(data), "--answers", str(answers), "--format", "madmp", cwd=tmp_path)
+    proc = cli("dmp", str(data), "--answers", str(answers), "--format", "madmp")
     assert proc.returncode == 0, proc.stderr
     doc = validated(json.loads(proc.stdout))["dmp"]
     assert doc["title"] == "Data management plan: Cell atlas"
@@ -82,11 +104,11 @@ def test_madmp_on_standard_output_validates(data: Path, tmp_path: Path):
     assert deposit["license"][0]["license_ref"] == "https://creativecommons.org/publicdomain/zero/1.0/"
 
 
-def test_output_file_and_charts_beside_it(data: Path, tmp_path: Path):
+def test_output_file_and_charts_beside_it(data: Path, tmp_path: Path, cli: Any):
     out = tmp_path / "plans" / "plan.html"
-    proc = run("dmp", str(data), "--format", "html", "--output", str(out), cwd=tmp_path)
+    proc = cli("dmp", str(data), "--format", "html", "--output", str(out))
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == ""
+    assert proc.stdout == "" and proc.stderr.splitlines()[0] == str(out)  # what was written, on stderr
     html = out.read_text()
     assert html.startswith("<!DOCTYPE html>") and 'data:image/png;base64,' in html
     pngs = sorted(p.name for p in out.parent.glob("*.png"))
@@ -94,9 +116,9 @@ def test_output_file_and_charts_beside_it(data: Path, tmp_path: Path):
     assert all((out.parent / p).read_bytes().startswith(b"\x89PNG\r\n\x1a\n") for p in pngs)
 
 
-def test_format_from_the_output_extension(data: Path, tmp_path: Path):
+def test_format_from_the_output_extension(data: Path, tmp_path: Path, cli: Any):
     out = tmp_path / "plan.json"
-    assert run("dmp", str(data), "--output", str(out), cwd=tmp_path).returncode == 0
+    assert cli("dmp", str(data), "--output", str(out)).returncode == 0
     validated(json.loads(out.read_text()))
 
 
@@ -108,21 +130,21 @@ def test_format_from_the_output_extension(data: Path, tmp_path: Path):
         ("contacts:\n  - name: A\n    orcid: 0000-0002-1825-0096\n", "contacts[0].orcid: '0000-0002-1825-0096' is not a valid ORCID iD"),
     ],
 )
-def test_bad_answers_exit_2_with_one_line(data: Path, tmp_path: Path, content: str, reason: str):
+def test_bad_answers_exit_2_with_one_line(data: Path, tmp_path: Path, cli: Any, content: str, reason: str):
     answers = tmp_path / "answers.yaml"
     answers.write_text(content)
-    proc = run("dmp", str(data), "--answers", str(answers), cwd=tmp_path)
+    proc = cli("dmp", str(data), "--answers", str(answers))
     assert proc.returncode == 2 and proc.stdout == ""
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"bioimnb: error: {answers}: {reason}")
 
 
-def test_missing_path_and_empty_folder(tmp_path: Path):
-    proc = run("dmp", str(tmp_path / "nope"), cwd=tmp_path)
+def test_missing_path_and_empty_folder(tmp_path: Path, cli: Any):
+    proc = run("dmp", str(tmp_path / "nope"), cwd=tmp_path)  # the real command: one line, status 2
     assert proc.returncode == 2 and proc.stderr == f"bioimnb: error: {tmp_path / 'nope'}: no such file or directory\n"
     (tmp_path / "empty").mkdir()
-    proc = run("dmp", str(tmp_path / "empty"), "--format", "madmp", cwd=tmp_path)
-    assert proc.returncode == 0
-    assert validated(json.loads(proc.stdout))["dmp"]["dataset"][0]["distribution"] == []
-    md = run("dmp", str(tmp_path / "empty"), cwd=tmp_path).stdout
+    proc2 = cli("dmp", str(tmp_path / "empty"), "--format", "madmp")
+    assert proc2.returncode == 0
+    assert validated(json.loads(proc2.stdout))["dmp"]["dataset"][0]["distribution"] == []
+    md = cli("dmp", str(tmp_path / "empty")).stdout
     assert "The scanned locations hold no files yet" in md
