@@ -24,6 +24,10 @@ and lets people edit.  An empty VALUE unsets an optional field or removes a pair
 Values are checked by the model itself (ome-types' pydantic types: numbers, positive sizes,
 enumerations, dates, colours) and units by :mod:`bioimnb.core.metadata.units`; an invalid item
 is refused naming its field, and nothing of the list is applied.
+
+This module is the grammar (fields, aliases, value spellings) and the reading of key-value
+pairs; :mod:`bioimnb.core.curation.xmltree` applies a change list and computes diffs, on the
+document's XML.
 """
 
 from __future__ import annotations
@@ -237,54 +241,19 @@ def _error_text(exc: Exception) -> str:
     return str(exc).splitlines()[0]
 
 
-def _walk(ome: Any, steps: list[tuple[str, int | None]], fieldname: str) -> tuple[Any, str, int | None]:
-    """The object holding the last step, the last step's name and index."""
-    obj = ome
-    for depth, (name, index) in enumerate(steps[:-1]):
-        obj = _step(obj, name, index, steps[: depth + 1], fieldname)
-    name, index = steps[-1]
-    return obj, name, index
-
-
-def _step(obj: Any, name: str, index: int | None, upto: list[tuple[str, int | None]], fieldname: str) -> Any:
-    if name not in type(obj).model_fields:
-        raise InvalidField(fieldname, f"{type(obj).__name__} has no field {name!r}")
-    value = getattr(obj, name)
-    if index is None:
-        if isinstance(value, list):
-            raise InvalidField(fieldname, f"{field_text(upto)} is a list: give an index, e.g. {name}[0]")
-        if value is None:
-            raise InvalidField(fieldname, f"{field_text(upto)} is not present in this document")
-        return value
-    if not isinstance(value, list):
-        raise InvalidField(fieldname, f"{field_text(upto[:-1] + [(name, None)])} is not a list")
-    if not 0 <= index < len(value):
-        have = f"{len(value)} item{'s' if len(value) != 1 else ''}"
-        raise InvalidField(fieldname, f"index {index} out of range ({name} has {have})")
-    return value[index]
-
-
 def apply_changes(ome: OME, assignments: Iterable[tuple[str, Any]] | Iterable[str] | Mapping[str, Any]) -> tuple[OME, list[Change]]:
-    """A copy of ``ome`` with every assignment applied, and the changes made.
+    """A new model with every assignment applied, and the changes made; when any item is
+    invalid, :class:`InvalidField` names it (and the others) and nothing is applied.
 
-    Every item is checked; when any is invalid, :class:`InvalidField` names the first invalid
-    field (and how many more are invalid) and ``ome`` is untouched.
-    """
-    pairs = parse_assignments(assignments) if not _is_pairs(assignments) else list(assignments)  # type: ignore[arg-type]
-    new = ome.model_copy(deep=True)
-    changes: list[Change] = []
-    errors: list[InvalidField] = []
-    for fieldname, value in pairs:
-        try:
-            changes.append(_apply_one(new, fieldname, value))
-        except InvalidField as exc:
-            errors.append(exc)
-    if errors:
-        first = errors[0]
-        others = ", ".join(e.source for e in errors[1:])
-        more = f" (also invalid: {others})" if others else ""
-        raise InvalidField(first.source, first.reason + more + "; nothing was changed")
-    return new, changes
+    The edits are made on the model's XML (:func:`bioimnb.core.curation.xmltree.apply_to_tree`,
+    the one implementation of applying a change list), then parsed back."""
+    from .model import parse_document
+    from .xmltree import apply_to_tree, parse_tree, tree_bytes
+
+    items = parse_assignments(assignments) if isinstance(assignments, Mapping) or not _is_pairs(assignments) else list(assignments)  # type: ignore[arg-type]
+    tree, changes = apply_to_tree(parse_tree(ome.to_xml(), "OME-XML"), items)
+    new, _, _ = parse_document(tree_bytes(tree), "OME-XML")
+    return new, [c for c in changes if c.old != c.new]
 
 
 def _is_pairs(items: Any) -> bool:
@@ -292,31 +261,6 @@ def _is_pairs(items: Any) -> bool:
         return False
     items = list(items) if not isinstance(items, list) else items
     return all(isinstance(i, tuple) and len(i) == 2 for i in items) and bool(items)
-
-
-def _apply_one(ome: Any, fieldname: str, value: Any) -> Change:
-    steps, key = canonical_field(fieldname)
-    if key is not None:
-        image = _step(ome, "images", steps[0][1], steps, fieldname)
-        old = dict(get_map(ome, steps[0][1] or 0)).get(key)
-        new_value = None if value is None or (isinstance(value, str) and value == "") else str(value)
-        set_map_value(ome, image, key, new_value)
-        return Change(field_text(steps, key), old, new_value)
-    parent, name, index = _walk(ome, steps, fieldname)
-    canonical = field_text(steps)
-    if index is not None:
-        raise InvalidField(fieldname, f"{canonical} names a whole item; set one of its fields, e.g. {canonical}.name")
-    converted = _convert(parent, name, value, fieldname)
-    old = getattr(parent, name)
-    if isinstance(old, list):
-        raise InvalidField(fieldname, f"{canonical} is a list: set a field of one item, e.g. {canonical}[0].name")
-    if hasattr(old, "model_fields"):
-        raise InvalidField(fieldname, f"{canonical} is a group of fields, not a value")
-    try:
-        setattr(parent, name, converted)
-    except Exception as exc:  # pydantic's ValidationError: wrong type, negative size, bad enum
-        raise InvalidField(fieldname, f"invalid value {value!r}: {_error_text(exc)}") from None
-    return Change(canonical, old, getattr(parent, name))
 
 
 # -- key-value (map) annotations --------------------------------------------------------------
@@ -343,92 +287,12 @@ def get_map(ome: Any, image_index: int = 0) -> list[tuple[str, str]]:
     return [(m.k or "", m.value) for m in ann.value.ms]
 
 
-def _new_id(ome: Any, stem: str) -> str:
-    used = set()
-    sa = ome.structured_annotations
-    if sa is not None:
-        used = {a.id for a in sa}  # iterating StructuredAnnotations yields every annotation
-    n = 0
-    while f"Annotation:{stem}-{n}" in used:
-        n += 1
-    return f"Annotation:{stem}-{n}"
-
-
-def set_map_value(ome: Any, image: Any, key: str, value: str | None) -> None:
-    """Set (or, with ``None``, remove) ``key`` in the image's OMERO client map annotation,
-    creating and linking the annotation when needed."""
-    from ome_types.model import AnnotationRef, Map, MapAnnotation, StructuredAnnotations
-
-    ann = _client_annotation(ome, image)
-    if ann is None:
-        if value is None:
-            return
-        if ome.structured_annotations is None:
-            ome.structured_annotations = StructuredAnnotations()
-        ann = MapAnnotation(id=_new_id(ome, "kv"), namespace=OMERO_CLIENT_NS, value=Map(ms=[]))
-        ome.structured_annotations.map_annotations.append(ann)
-        image.annotation_refs.append(AnnotationRef(id=ann.id))
-    pairs = list(ann.value.ms)
-    found = [i for i, m in enumerate(pairs) if m.k == key]
-    if value is None:
-        pairs = [m for m in pairs if m.k != key]
-    elif found:
-        pairs[found[0]] = Map.M(k=key, value=value)
-    else:
-        pairs.append(Map.M(k=key, value=value))
-    ann.value = Map(ms=pairs)
-
-
 # -- diff ------------------------------------------------------------------------------------
 
 
 def diff_models(old: OME, new: OME) -> list[Change]:
-    """Every value that differs between two models, as dotted ome-types paths."""
-    # Python mode: json mode fails on binary payloads (BinData) some documents carry.
-    a = _without_maps(old.model_dump(exclude_none=True))
-    b = _without_maps(new.model_dump(exclude_none=True))
-    out: list[Change] = []
-    _diff(a, b, "", out)
-    # Key-value pairs as people see them (images[0].map.KEY), not as annotation internals.
-    for i in range(max(len(old.images), len(new.images))):
-        x, y = dict(get_map(old, i)), dict(get_map(new, i))
-        for key in list(x) + [k for k in y if k not in x]:
-            if x.get(key) != y.get(key):
-                out.append(Change(f"images[{i}].map.{key}", x.get(key), y.get(key)))
-    return out
+    """Every value that differs between two models, as dotted ome-types paths (compared on
+    their XML by :func:`bioimnb.core.curation.xmltree.tree_diff`, the one diff)."""
+    from .xmltree import parse_tree, tree_diff
 
-
-def _without_maps(dump: dict[str, Any]) -> dict[str, Any]:
-    """A model dump without the key-value and provenance annotations (and links to them)."""
-    sa = dump.get("structured_annotations")
-    hidden: set[str] = set()
-    if isinstance(sa, dict) and isinstance(sa.get("map_annotations"), list):
-        kept = []
-        for ann in sa["map_annotations"]:
-            if ann.get("namespace") in (OMERO_CLIENT_NS, PROVENANCE_NS):
-                hidden.add(ann.get("id"))
-            else:
-                kept.append(ann)
-        sa["map_annotations"] = kept
-    if hidden:
-        for image in dump.get("images") or []:
-            refs = image.get("annotation_refs")
-            if isinstance(refs, list):
-                image["annotation_refs"] = [r for r in refs if r.get("id") not in hidden]
-    return dump
-
-
-def _diff(a: Any, b: Any, path: str, out: list[Change]) -> None:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in list(a) + [k for k in b if k not in a]:
-            if a.get(key) != b.get(key):
-                _diff(a.get(key), b.get(key), f"{path}.{key}" if path else key, out)
-        return
-    if isinstance(a, list) and isinstance(b, list):
-        for i in range(max(len(a), len(b))):
-            x = a[i] if i < len(a) else None
-            y = b[i] if i < len(b) else None
-            if x != y:
-                _diff(x, y, f"{path}[{i}]", out)
-        return
-    out.append(Change(path, a, b))
+    return tree_diff(parse_tree(old.to_xml(), "OME-XML"), parse_tree(new.to_xml(), "OME-XML"))
