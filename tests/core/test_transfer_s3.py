@@ -124,3 +124,23 @@ def test_missing_bucket_is_one_line_error(s3, tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(SourceNotFound, match="no such bucket"):
         transfer(tmp_path / "f", f"s3://{s3.new_bucket()}/x", **s3.storage_options)
+
+
+def test_http_folder_source_to_local(http_server, tmp_path):
+    site = tmp_path / "site"
+    (site / "run 1").mkdir(parents=True)
+    (site / "run 1" / "t0.bin").write_bytes(os.urandom(20_000))
+    (site / "index-free.txt").write_text("no index.html here: the server lists the folder")
+    base = http_server(site)
+    r = transfer(f"{base}/", tmp_path / "got")
+    assert r.ok and r.copied == 2, r.summary()
+    assert local_tree(tmp_path / "got") == local_tree(site)
+
+
+def test_s3_destination_inside_the_s3_source_is_refused(s3, tmp_path):
+    from bioimnb.core.errors import BioimnbError
+
+    bucket = s3.make_bucket("in")
+    s3.put(bucket, {"a/x.txt": b"x"})
+    with pytest.raises(BioimnbError, match="the destination is the source or lies inside it"):
+        transfer(f"s3://{bucket}/a", f"s3://{bucket}/a/copy", **s3.storage_options)

@@ -714,6 +714,14 @@ def transfer(
                 raise TransferError(dest_text, "the destination lies inside the source")
             if real_dst == real_src:
                 raise TransferError(dest_text, "the destination is the source")
+    elif (
+        not src_res.local
+        and type(src_res.fs) is type(dst_res.fs)
+        and src_res.options.get("endpoint_url") == dst_res.options.get("endpoint_url")
+    ):
+        a, b = src_res.path.rstrip("/"), dst_res.path.rstrip("/")
+        if b == a or b.startswith(a + "/"):
+            raise TransferError(dest_text, "the destination is the source or lies inside it")
     _prepare_dest(dst_res)
     kind, items = plan(src_res, **so_src)
     if files is not None:

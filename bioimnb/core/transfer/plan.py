@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import posixpath
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote
 
@@ -92,6 +92,9 @@ def plan(res: Resolved, *, exclude_own: bool = False, **storage_options: Any) ->
     two files at the top."""
     with storage_errors(res.url):
         found = classify_resolved(res)
+    http_folder = res.url.startswith(("http://", "https://")) and res.url.endswith("/") and found.kind == "file"
+    if http_folder:  # an index page: HTTP has no folders, the listing reads its links
+        found = replace(found, kind="folder", is_dir=True)
     if not found.is_dir and found.kind != "folder":
         return "file", [Item(res.name, res.path, found.size)]
     base = res.path.rstrip("/") if not res.local else res.path
