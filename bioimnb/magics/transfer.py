@@ -38,21 +38,21 @@ def run_transfer(args: argparse.Namespace) -> Any:
     if args.watch:
         if args.bag or args.sync:
             raise bioimnb.BioimnbError(args.source, "watch mode copies files as they come; --bag and --sync are for one-off transfers")
-        return bioimnb.TransferPanel(args.source, args.dest, watch=True, settle=args.settle, **options).start()
-    return bioimnb.TransferPanel(args.source, args.dest, bag=args.bag, sync=args.sync, **options).start()
+        return bioimnb.TransferPanel(args.source, args.dest, watch=True, settle=args.settle, **options).start()  # type: ignore[misc]
+    return bioimnb.TransferPanel(args.source, args.dest, bag=args.bag, sync=args.sync, **options).start()  # type: ignore[misc]
 
 
 def run_manifest(args: argparse.Namespace) -> Any:
-    import bioimnb
+    from ..core.transfer import manifest
 
-    report = bioimnb.manifest(args.folder, **storage_options(args))
+    report = manifest(args.folder, **storage_options(args))
     print(report.summary())
     return report
 
 
 def run_fixity(args: argparse.Namespace) -> Any:
-    import bioimnb
+    from ..core.transfer import fixity
 
-    report = bioimnb.fixity(args.folder, **storage_options(args))
+    report = fixity(args.folder, **storage_options(args))
     print(report.summary())
     return report
