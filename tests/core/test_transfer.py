@@ -295,7 +295,7 @@ def test_watch_transfers_files_once_they_stop_growing(tmp_path):
     writer.start()
     reports = []
     started = time.time()
-    total = watch(src, dest, settle=0.6, interval=0.1, cancel=stop, until=lambda: time.time() - started > 4.0, on_transfer=reports.append)
+    total = watch(src, dest, settle=1.0, interval=0.1, cancel=stop, until=lambda: time.time() - started > 4.5, on_transfer=reports.append)
     writer.join()
     assert total.ok and total.copied == 2
     assert (dest / "stack.raw").read_bytes() == b"".join(chunks)  # never copied half-written
