@@ -95,15 +95,17 @@ def test_kill_9_during_multipart_upload_then_resume_s3(s3, tmp_path):
     def one_done_and_more_in_flight() -> bool:
         fs.invalidate_cache()
         try:
-            return len(fs.find(f"{bucket}/acq")) >= 1
+            done = len(fs.find(f"{bucket}/acq"))
         except FileNotFoundError:
             return False
+        return done >= 1 and bool(fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix="acq/").get("Uploads"))
 
     kill_when(proc, one_done_and_more_in_flight)
     time.sleep(0.3)  # let any request in flight land: none can complete the killed upload
     fs.invalidate_cache()
     present = fs.find(f"{bucket}/acq")
     assert 1 <= len(present) < n
+    assert fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix="acq/")["Uploads"]  # one cut short
     for key in present:  # a visible object is always a whole one
         assert hashlib.sha256(fs.cat_file(key)).hexdigest() == sha(src / key.rsplit("/", 1)[1])
     os.environ["BIOIMNB_CACHE_DIR"] = str(cache)
@@ -115,6 +117,8 @@ def test_kill_9_during_multipart_upload_then_resume_s3(s3, tmp_path):
     assert r.copied == n - len(present) and r.skipped == len(present)
     fs.invalidate_cache()
     assert sorted(k.rsplit("/", 1)[1] for k in fs.find(f"{bucket}/acq")) == [f"stack{i}.raw" for i in range(n)]
+    # the upload the kill left unfinished was aborted by the resume
+    assert fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix="acq/").get("Uploads") in (None, [])
 
 
 MEMORY_SCRIPT = textwrap.dedent(

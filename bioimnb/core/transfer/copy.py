@@ -395,6 +395,7 @@ class _Context:
             if small:
                 _PART_SLOTS.acquire()  # it grew past a part since it was listed
             try:
+                _abort_stale_uploads(fs, bucket, key)
                 with storage_errors(self.dst.url):
                     upload = fs.call_s3("create_multipart_upload", Bucket=bucket, Key=key)
             except BaseException:
@@ -505,6 +506,16 @@ def _part_pool() -> cf.ThreadPoolExecutor:
         if _POOL is None:
             _POOL = cf.ThreadPoolExecutor(PARTS_IN_FLIGHT, thread_name_prefix="bioimnb-s3-part")
         return _POOL
+
+
+def _abort_stale_uploads(fs: Any, bucket: str, key: str) -> None:
+    """Abort unfinished multipart uploads of ``key`` (an earlier run killed in the middle leaves
+    one behind: invisible, but its parts take space until aborted).  Best effort."""
+    with contextlib.suppress(Exception):
+        found = fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=key)
+        for upload in found.get("Uploads") or []:
+            if upload.get("Key") == key and upload.get("UploadId"):
+                fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload["UploadId"])
 
 
 def _upload_part(fs: Any, bucket: str, key: str, uid: str, number: int, data: bytearray) -> Any:
