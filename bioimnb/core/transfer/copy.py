@@ -17,7 +17,8 @@ How each file travels (:func:`transfer`)
       SHA-256 compared.  S3 objects appear only when complete (a multipart upload is invisible
       until it is completed), so a partial object is never mistaken for a finished one.  Up to
       four parts of a file are sent at once while the next is read, and at most eight parts
-      are held in memory by the whole process.  A single-PUT object also carries its SHA-256
+      are held in memory by the whole process.  An unfinished upload of the same key (a run
+      killed in the middle) is aborted first.  A single-PUT object also carries its SHA-256
       as metadata (``x-amz-meta-sha256``).
     * Other fsspec stores: a temporary name, read back, then moved.
 
