@@ -191,11 +191,11 @@ class _Reader:
         elif item.size is not None and item.size <= self.block:
             with storage_errors(src.url):  # a small object: one GET, no HEAD
                 self.fh = io.BytesIO(src.fs.cat_file(item.path))
-            self.before = {"size": item.size}
+            self.before = {"size": item.size, "stamp": item.stamp}
         else:
             with storage_errors(src.url):
                 self.fh = src.fs.open(item.path, "rb", block_size=self.block)
-            self.before = {"size": item.size}
+            self.before = {"size": item.size, "stamp": item.stamp}
         self.read_bytes = 0
 
     @property
@@ -254,7 +254,7 @@ def _source_identity(src: Resolved, item: Item) -> dict[str, Any]:
     if src.local:
         st = os.stat(item.path)
         return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
-    return {"size": item.size}
+    return {"size": item.size, "stamp": item.stamp}
 
 
 def _hash_source(src: Resolved, item: Item, md5: bool = False) -> tuple[Digests, dict[str, Any]]:
@@ -646,10 +646,6 @@ def _split_options(storage_options: dict[str, Any], src_options: dict[str, Any] 
     return a, b
 
 
-def _is_remote_url(text: str) -> bool:
-    return "://" in text and not text.startswith("file://")
-
-
 def _prepare_dest(dst: Resolved) -> None:
     if dst.local:
         return
@@ -747,7 +743,7 @@ def transfer(
     top = dst_res.path.rstrip("/") if not dst_res.local else dst_res.path
     if kind == "file" and not bag and not dest_is_folder:
         root = os.path.dirname(top) if dst_res.local else posixpath.dirname(top)
-        items = [Item(posixpath.basename(top), items[0].path, items[0].size)] if items else []
+        items = [Item(posixpath.basename(top), items[0].path, items[0].size, items[0].stamp)] if items else []
         top = root
     else:
         root = top

@@ -38,6 +38,9 @@ class Item:
     """Path on the source filesystem."""
     size: int | None = None
     """Size as listed (None when the listing does not say)."""
+    stamp: str | None = None
+    """What changes when a remote file is rewritten (its ETag, else its modification time), as
+    listed; None for local files (their size and mtime are read when they are opened)."""
 
 
 def fresh(res: Resolved) -> Resolved:
@@ -63,9 +66,14 @@ def _rel(res: Resolved, base: str, path: str) -> str:
     return unquote(rel) if res.url.startswith(("http://", "https://")) else rel
 
 
-def files_below(res: Resolved, folder: str) -> Iterator[tuple[str, int | None]]:
+def _remote_stamp(info: dict[str, Any]) -> str | None:
+    value = info.get("ETag") or info.get("etag") or info.get("LastModified") or info.get("mtime") or info.get("last_modified")
+    return None if value is None else str(value).strip('"')
+
+
+def files_below(res: Resolved, folder: str) -> Iterator[tuple[str, int | None, str | None]]:
     """Every file below ``folder`` on ``res.fs`` (an image folder's chunks, an MRXS data folder),
-    hidden ones included, with its size."""
+    hidden ones included, with its size and (remote files) its stamp."""
     with storage_errors(res.url):
         if res.local:
             for top, dirs, names in os.walk(folder):
@@ -76,13 +84,13 @@ def files_below(res: Resolved, folder: str) -> Iterator[tuple[str, int | None]]:
                         size: int | None = os.stat(full).st_size
                     except OSError:
                         size = None
-                    yield full, size
+                    yield full, size, None
             return
         found = res.fs.find(folder, detail=True)
         for name, info in sorted(found.items()):
             if info.get("type") == "directory":
                 continue
-            yield name, info.get("size")
+            yield name, info.get("size"), _remote_stamp(info)
 
 
 def plan(res: Resolved, *, exclude_own: bool = False, **storage_options: Any) -> tuple[str, list[Item]]:
@@ -96,12 +104,16 @@ def plan(res: Resolved, *, exclude_own: bool = False, **storage_options: Any) ->
     if http_folder:  # an index page: HTTP has no folders, the listing reads its links
         found = replace(found, kind="folder", is_dir=True)
     if not found.is_dir and found.kind != "folder":
-        return "file", [Item(res.name, res.path, found.size)]
+        stamp = None
+        if not res.local:
+            with storage_errors(res.url):
+                stamp = _remote_stamp(res.fs.info(res.path))
+        return "file", [Item(res.name, res.path, found.size, stamp)]
     base = res.path.rstrip("/") if not res.local else res.path
     items: list[Item] = []
     if found.kind == "image":
-        for path, size in files_below(res, res.path):
-            items.append(Item(_rel(res, base, path), path, size))
+        for path, size, stamp in files_below(res, res.path):
+            items.append(Item(_rel(res, base, path), path, size, stamp))
         return "image", sorted(items, key=lambda i: i.rel)
     seen: set[str] = set()
     source = res.url if not res.local else res.path
@@ -111,17 +123,17 @@ def plan(res: Resolved, *, exclude_own: bool = False, **storage_options: Any) ->
         path = _fs_path(res, entry.path)
         info = entry.found
         if entry.kind == "image" and info is not None and info.is_dir:
-            for sub, size in files_below(res, path):
-                items.append(Item(_rel(res, base, sub), sub, size))
+            for sub, size, stamp in files_below(res, path):
+                items.append(Item(_rel(res, base, sub), sub, size, stamp))
             continue
-        items.append(Item(_rel(res, base, path), path, entry.size))
+        items.append(Item(_rel(res, base, path), path, entry.size, None if res.local else entry.stamp))
         if entry.kind == "image" and entry.format == "MRXS" and path.lower().endswith(MRXS_SUFFIX):
             folder = path[: -len(MRXS_SUFFIX)]
             with storage_errors(res.url):
                 is_dir = os.path.isdir(folder) if res.local else res.fs.isdir(folder)
             if is_dir:
-                for sub, size in files_below(res, folder):
-                    items.append(Item(_rel(res, base, sub), sub, size))
+                for sub, size, stamp in files_below(res, folder):
+                    items.append(Item(_rel(res, base, sub), sub, size, stamp))
     out = []
     for item in items:
         top = item.rel.split("/", 1)[0]
