@@ -113,7 +113,7 @@ def build_madmp(plan: Plan, *, validate: bool = True) -> dict[str, Any]:
 
     datasets: list[dict[str, Any]] = []
     per_source = _per_source(plan)
-    for i, (source, rows) in enumerate(per_source.items()):
+    for source, rows in per_source.items():
         dists = []
         for name, (nbytes, nimages) in rows.items():
             info = format_info(name) if name not in ("other files", "unreadable") else {"media_type": None}
@@ -169,8 +169,6 @@ def build_madmp(plan: Plan, *, validate: bool = True) -> dict[str, Any]:
             ds["security_and_privacy"] = [
                 {"title": "Access control", "description": "Personal or health data: access-controlled storage, sharing under agreement only."}
             ]
-        if i == 0 and f.acquired_first:
-            ds["issued"] = f.acquired_last or f.acquired_first
         datasets.append(ds)
 
     doc: dict[str, Any] = {
