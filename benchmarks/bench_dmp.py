@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-s3", action="store_true", help="skip the SeaweedFS part")
     args = parser.parse_args(argv)
     if args.quick:
-        args.scale, args.repeats, args.peer_every = min(args.scale, 0.02), 1, 2
+        args.scale, args.repeats, args.peer_every = min(args.scale, 0.02), 1, 5
     work: Path = args.workdir
     work.mkdir(parents=True, exist_ok=True)
     print_machine(work)
