@@ -504,3 +504,21 @@ def test_a_single_file(collection: Path):
     assert (f.images, f.files, f.bytes, f.proprietary_images) == (1, 1, sizes(collection, "b/slide.svs"), 1)
     assert "are 1 image [" in p.markdown() and "in 1 file [" in p.markdown()
     validated(p.madmp())
+
+
+def test_hostile_manifests_are_reported_never_fatal(tmp_path: Path, collection: Path):
+    bag = tmp_path / "bag"
+    shutil.copytree(collection / "a", bag)
+    (bag / "bag-info.txt").write_text("Bagging-Date: 2024-05-06\nPayload-Oxum: 10.1\n")
+    os.mkfifo(bag / "bagit.txt")  # would block a reader that opens it
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest-sha256.txt").write_text("")
+    (broken / "bioimnb-manifest.json").write_text("{not json")
+    p = dmp([bag, broken], cache=False, completeness=None)
+    cited = {Path(m["folder"]).name: m for m in p.facts.manifests}
+    assert cited["bag"]["kind"] == "unreadable manifest" and cited["bag"]["error"] == "bagit.txt is not a regular file"
+    assert cited["broken"]["kind"] == "unreadable manifest" and cited["broken"]["error"].startswith("Expecting property name")
+    md = p.markdown()
+    assert "(`bag-info.txt`) could not be read: bagit.txt is not a regular file." in md
+    validated(p.madmp())

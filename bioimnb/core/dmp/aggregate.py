@@ -425,17 +425,40 @@ def _remote_mtime(url: str, storage_options: dict[str, Any]) -> Callable[[ImageF
     return mtime
 
 
-def _manifest(path: str) -> dict[str, Any] | None:
-    """What a plan cites of a transfer manifest or bag found at ``path`` (local files only)."""
+def _regular_files(folder: str, names: list[str], root: str | None) -> None:
+    """Refuse (CorruptFile / PathEscapesRoot) any of ``names`` in ``folder`` that is not a plain
+    regular file inside ``root``: a FIFO named like a tag file would block the reader, a link
+    could lead outside the root."""
+    import stat
+
+    from ..errors import CorruptFile, PathEscapesRoot
+    from ..storage import inside
+
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            raise CorruptFile(path, f"{name} is not a regular file")
+        if root is not None and not inside(os.path.realpath(path), root):
+            raise PathEscapesRoot(path, f"{name}: lies outside the root")
+
+
+def _manifest(path: str, root: str | None = None) -> dict[str, Any] | None:
+    """What a plan cites of a transfer manifest or bag found at ``path`` (local files only; read
+    only when they are regular files inside ``root``)."""
     from ..storage import read_confined
 
     folder = os.path.dirname(path)
     name = os.path.basename(path)
+    root_real = None if root is None else os.path.realpath(root)
     try:
         if name == "bioimnb-manifest.json":
             if not os.path.isfile(os.path.join(folder, "manifest-sha256.txt")):
                 return None
-            data = json.loads(read_confined(path))
+            data = json.loads(read_confined(path, root_real))
             if not isinstance(data, dict):
                 return None
             return {
@@ -451,6 +474,9 @@ def _manifest(path: str) -> dict[str, Any] | None:
         if name == "bag-info.txt":
             import bagit
 
+            tags = [n for n in os.listdir(folder) if n in ("bagit.txt", "bag-info.txt", "fetch.txt") or
+                    (n.endswith(".txt") and (n.startswith("manifest-") or n.startswith("tagmanifest-")))]
+            _regular_files(folder, tags, root_real)
             bag = bagit.Bag(folder)
             oxum = str(bag.info.get("Payload-Oxum") or "")
             nbytes, _, nfiles = oxum.partition(".")
@@ -465,10 +491,9 @@ def _manifest(path: str) -> dict[str, Any] | None:
                 "files": int(nfiles) if nfiles.isdigit() else 0,
                 "bytes": int(nbytes) if nbytes.isdigit() else 0,
             }
-    except (BioimnbError, OSError, ValueError, TypeError) as exc:
-        return {"kind": "unreadable manifest", "folder": folder, "file": name, "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
-    except Exception as exc:  # noqa: BLE001 - bagit.BagError and friends: cite nothing, say why
-        return {"kind": "unreadable manifest", "folder": folder, "file": name, "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
+    except Exception as exc:  # noqa: BLE001 - BioimnbError, OSError, bagit.BagError, bad JSON: cite nothing, say why
+        reason = exc.reason if isinstance(exc, BioimnbError) else (str(exc).splitlines() or [type(exc).__name__])[0]
+        return {"kind": "unreadable manifest", "folder": folder, "file": name, "error": reason or type(exc).__name__}
     return None
 
 
@@ -517,7 +542,7 @@ def gather(
             for f in everything[start:]:
                 if f.kind == "file" and os.path.basename(f.path) in MANIFEST_NAMES:
                     full = f.path if root_text is None else os.path.join(root_text, f.path)
-                    cited = _manifest(full)
+                    cited = _manifest(full, root_text)
                     if cited is not None:
                         manifests.append(cited)
     index = {id(f): i for i, f in enumerate(everything)}
