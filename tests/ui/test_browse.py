@@ -110,7 +110,7 @@ def _open_notebook(lab: Lab, browser: Any, name: str, cells: list[str]) -> tuple
     write_notebook(lab.root / name, cells)
     page = browser.new_page()
     traffic = Traffic(page)
-    page.goto(f"{lab.url}lab/tree/{name}")
+    page.goto(f"{lab.url}lab/tree/{name}?reset")
     page.wait_for_selector(".jp-Notebook .jp-Cell .jp-InputArea-editor")
     page.wait_for_function(KERNEL_IDLE, timeout=90_000)
     return page, traffic
@@ -191,7 +191,8 @@ def test_side_panel_lists_root_and_bucket_and_opens_the_viewer(lab: Lab, browser
     page = browser.new_page()
     traffic = Traffic(page)
     try:
-        page.goto(f"{lab.url}lab")
+        page.goto(f"{lab.url}lab?reset")
+        page.wait_for_function("() => !!window.jupyterapp", timeout=60_000)
         page.wait_for_function("() => !!document.getElementById('bioimnb-storage-browser')")
         page.evaluate("async () => { await window.jupyterapp.restored; }")
         page.locator('.jp-SideBar li[data-id="bioimnb-storage-browser"]').click()  # its sidebar tab
@@ -232,7 +233,8 @@ def test_side_panel_lists_root_and_bucket_and_opens_the_viewer(lab: Lab, browser
 def test_plain_tiff_double_click_opens_the_bioimnb_viewer(lab: Lab, browser: Any) -> None:
     page = browser.new_page()
     try:
-        page.goto(f"{lab.url}lab")
+        page.goto(f"{lab.url}lab?reset")
+        page.wait_for_function("() => !!window.jupyterapp", timeout=60_000)
         page.evaluate("async () => { await window.jupyterapp.restored; window.jupyterapp.shell.activateById('filebrowser'); }")
         page.wait_for_selector(".jp-DirListing-item")
         page.evaluate("() => window.jupyterapp.commands.execute('filebrowser:go-to-path', {path: '/'})")
