@@ -500,3 +500,20 @@ def test_bioformats2raw_series_and_convert_with_edits(pyramid: Path, shared_data
     assert result.kind == "ome-tiff" and {c.field for c in result.changes} == {"images[0].pixels.channels[1].name", "images[0].map.Treatment"}
     out = from_tiff(tmp_path / "cells.ome.tif")
     assert out.images[0].pixels.channels[1].name == "H2B-GFP" and get_map(out, 0) == [("Treatment", "none")]
+
+
+def test_remote_ome_tiff_edits_go_to_a_companion_object(s3, tmp_path: Path) -> None:
+    local = tmp_path / "cells.ome.tif"
+    tifffile.imwrite(local, np.zeros((2, 64, 64), np.uint16), ome=True, metadata={"axes": "CYX", "Channel": {"Name": ["a", "b"]}})
+    bucket = s3.make_bucket("metaside")
+    s3.fs.put(str(local), f"{bucket}/cells.ome.tif")
+    url = f"s3://{bucket}/cells.ome.tif"
+    doc = load(url, **s3.storage_options)
+    assert doc.kind == "sidecar" and doc.target == url + ".ome.xml"
+    assert any("remote OME-TIFFs are not rewritten in place" in n for n in doc.notes)
+    set_fields(url, ["channel[0].name=DAPI"], **s3.storage_options)
+    s3.fs.invalidate_cache()
+    assert s3.fs.cat_file(f"{bucket}/cells.ome.tif") == local.read_bytes()
+    side = from_xml(s3.fs.cat_file(f"{bucket}/cells.ome.tif.ome.xml").decode("utf-8"))
+    assert side.images[0].pixels.channels[0].name == "DAPI"
+    assert load(url, **s3.storage_options).ome.images[0].pixels.channels[0].name == "DAPI"
