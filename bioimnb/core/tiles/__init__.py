@@ -12,7 +12,9 @@ a viewport.  This package answers the questions a viewer asks, one module per co
   for byte), label colours, PNG/JPEG/raw encoding;
 * :mod:`.stats`: auto contrast windows and histograms;
 * :mod:`.cache`: the raw-tile cache (within the process-wide memory budget);
-* :mod:`.renderer`: :class:`TileRenderer`, which puts them together for one opened image.
+* :mod:`.renderer`: :class:`TileRenderer`, which puts them together for one opened image;
+* :mod:`.thumbnail`: :func:`thumbnail`, a small PNG of an image's coarsest level (the storage
+  browser widget and the server's ``api/thumbnail`` both call it).
 
 Coordinates: ``x``/``y`` and viewport rectangles are in level-0 pixels; ``zoom`` is screen
 pixels per level-0 pixel; the downsample of a level is ``W_0 / W_L`` (in Y, ``H_0 / H_L``).
@@ -41,6 +43,7 @@ from .renderer import (
     TileRenderer,
 )
 from .stats import AUTO_CONTRAST_PERCENTILES, AUTO_MAX_EDGE, AUTO_MAX_PLANES
+from .thumbnail import THUMBNAIL_EDGE, thumbnail, thumbnail_rgba
 from .view import (
     LEVEL_TOLERANCE,
     MAX_PIXEL_RATIO,
@@ -61,6 +64,7 @@ __all__ = [
     "LEVEL_TOLERANCE",
     "MAX_INFO_CHANNELS",
     "MAX_PIXEL_RATIO",
+    "THUMBNAIL_EDGE",
     "ChannelView",
     "OutOfRange",
     "TileCache",
@@ -77,6 +81,8 @@ __all__ = [
     "label_colors",
     "level_for_zoom",
     "parse_channel_spec",
+    "thumbnail",
+    "thumbnail_rgba",
     "tile_range",
     "viewport_rect",
 ]
