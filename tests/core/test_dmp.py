@@ -492,6 +492,7 @@ def test_several_locations_and_an_s3_prefix(collection: Path, s3: Any):
     doc = validated(p.madmp())
     dists = doc["dmp"]["dataset"][0]["distribution"]
     assert sum(d["byte_size"] for d in dists) == f.bytes and all(d.get("access_url") == url for d in dists)
+    assert all(d["host"] == {"title": "S3 object store", "url": url, "storage_type": "object store"} for d in dists)
     # two locations: one dataset each
     both = dmp([collection, url], cache=False, completeness=None, storage_options=s3.storage_options)
     assert both.facts.bytes == 2 * local.facts.bytes and both.facts.images == 2 * local.facts.images

@@ -127,6 +127,11 @@ def build_madmp(plan: Plan, *, validate: bool = True) -> dict[str, Any]:
             }
             if source.startswith(("s3://", "http://", "https://")):
                 dist["access_url"] = source
+                dist["host"] = {
+                    "title": a.storage or ("S3 object store" if source.startswith("s3://") else "web server"),
+                    "url": source,
+                    "storage_type": "object store" if source.startswith("s3://") else "web server",
+                }
             dists.append(dist)
         if a.repository:
             rec = next((r for r in repositories() if r["name"].lower() == a.repository.lower()), None)
