@@ -303,6 +303,8 @@ class Viewer(anywidget.AnyWidget):
         if found is None:
             found = self._renderer.info(scene)
             found["source"] = self._name
+            if isinstance(self._renderer, _LazyRenderer):
+                found["lazy"] = True  # the browser fetches no coarse stand-in tiles
             with self._infos_lock:
                 self._infos[scene] = found
         return found

@@ -302,9 +302,14 @@ export class Camera {
    * has at most 16, else the visible ones), then the visible tiles of `target`
    * nearest to the centre first.
    */
-  wanted(target: number): TilePos[] {
+  wanted(target: number, coarseFirst = true): TilePos[] {
     const coarsest = this.levels.length - 1;
     const g = this.levels[coarsest];
+    if (!coarseFirst && target !== coarsest) {
+      // A source whose coarse tiles are expensive (a lazy array: one coarse tile computes
+      // every chunk beneath it): only the target level's visible tiles.
+      return this.tiles(target, this.tileRange(target), true);
+    }
     const coarse = g.nx * g.ny <= 16 ? this.allTiles(coarsest) : this.tileRange(coarsest);
     const out = this.tiles(coarsest, coarse, false);
     if (target !== coarsest) {

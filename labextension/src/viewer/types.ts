@@ -66,6 +66,11 @@ export interface ImageInfo {
   channels: ChannelInfo[];
   labels: string[];
   default_view: ViewState;
+  /**
+   * Pixels are computed on demand (an in-memory lazy array): the viewer fetches only the
+   * visible tiles of the level it draws, not the coarsest level's as stand-ins first.
+   */
+  lazy?: boolean;
 }
 
 export interface TileRequest {

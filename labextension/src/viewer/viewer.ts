@@ -644,7 +644,8 @@ export class BioViewer {
     }
     const layer = this.layer ?? this.currentLayer();
     const channels = this.visibleChannels();
-    const positions = channels.length && this.camera.hasSize ? this.camera.wanted(target) : [];
+    const coarseFirst = !this.info.lazy;
+    const positions = channels.length && this.camera.hasSize ? this.camera.wanted(target, coarseFirst) : [];
     const wanted = positions.map(p => ({
       key: tileKey(layer.key, p.level, p.tx, p.ty),
       level: p.level,
