@@ -517,3 +517,19 @@ def test_remote_ome_tiff_edits_go_to_a_companion_object(s3, tmp_path: Path) -> N
     side = from_xml(s3.fs.cat_file(f"{bucket}/cells.ome.tif.ome.xml").decode("utf-8"))
     assert side.images[0].pixels.channels[0].name == "DAPI"
     assert load(url, **s3.storage_options).ome.images[0].pixels.channels[0].name == "DAPI"
+
+
+@pytest.mark.parametrize("companion", [False, True], ids=["master-tiff", "companion-ome"])
+def test_multifile_set_member_edits_go_to_the_file_holding_the_xml(tmp_path: Path, companion: bool) -> None:
+    made = fixtures.ome_tiff_multifile(tmp_path, companion=companion)
+    member = Path(made["paths"][1])
+    holder = Path(made["companion"]) if companion else Path(made["paths"][0])
+    member_bytes = member.read_bytes()
+    doc = load(member)
+    assert doc.target == str(holder) and any(holder.name in n for n in doc.notes)
+    result = set_fields(member, ["channel[0].name=renamed"])
+    assert result.target == str(holder) and str(holder) in result.summary()
+    assert member.read_bytes() == member_bytes  # the member's BinaryOnly block is untouched
+    assert bioimnb.open_image(member).channel_names[0] == "renamed"
+    text = holder.read_text(encoding="utf-8", errors="replace") if companion else tifffile.TiffFile(holder).ome_metadata
+    assert 'Name="renamed"' in (text or "")

@@ -51,10 +51,11 @@ class SaveResult:
     def summary(self) -> str:
         if not self.changes:
             return f"{self.source}: no changes; nothing written"
+        elsewhere = f" {self.target}" if self.target != self.source else ""
         where = {
-            "ome-tiff": "in place (OME-XML replaced, pixels untouched)",
+            "ome-tiff": f"in place{(' in' + elsewhere) if elsewhere else ''} (OME-XML replaced, pixels untouched)",
             "ome-zarr": "NGFF attributes and OME/METADATA.ome.xml",
-            "ome-xml": "the OME-XML document",
+            "ome-xml": f"the OME-XML document{elsewhere}",
             "sidecar": f"the companion file {self.target} (the image itself is not rewritten)",
         }[self.kind]
         head = f"saved {len(self.changes)} change{'s' if len(self.changes) != 1 else ''} to {self.source}: {where}; {self.bytes_written} bytes written"

@@ -198,9 +198,17 @@ def load(source: str | os.PathLike[str], *, root: str | os.PathLike[str] | None 
         fmt = img.format
         if fmt == "OME-TIFF" and res.local:
             xml = img.ome_xml
-            if xml:
+            holder = _xml_holder(res.path, xml, img.files) if xml else None
+            if xml and holder is not None:
                 ome, notes, schema = _light(xml, res.url)
-                return MetadataDocument(res.url, "ome-tiff", res, res.url, fmt, xml, schema, notes, ome=ome)
+                if holder == res.path:
+                    return MetadataDocument(res.url, "ome-tiff", res, res.url, fmt, xml, schema, notes, ome=ome)
+                # A member of a multi-file set: the set's OME-XML lives in another file (the
+                # master TIFF or the .companion.ome); edits go there, never into this member.
+                kind = "ome-xml" if holder.lower().endswith(".companion.ome") else "ome-tiff"
+                notes.insert(0, f"the OME-XML of this file set is kept in {os.path.basename(holder)}; edits are saved there")
+                held = resolve(holder, root=res.root)
+                return MetadataDocument(res.url, kind, held, holder, fmt, xml, schema, notes, ome=ome)
         if (found.format or "").startswith("OME-Zarr"):  # the classification's names: OME-Zarr, OME-Zarr plate
             paths = _scene_paths(img)
             raw = _zarr_xml(res)
@@ -231,6 +239,25 @@ def load(source: str | os.PathLike[str], *, root: str | os.PathLike[str] | None 
             ome, notes, schema = (_all_scenes(img) if len(img.scenes) > 1 else img.ome), [], OME_2016_06
         notes.insert(0, f"{reason}: edits are saved to the companion file {os.path.basename(target)} next to it")
         return MetadataDocument(res.url, "sidecar", res, target, fmt, xml, schema, notes, ome=ome)
+
+
+def _xml_holder(path: str, xml: str, files: list[str]) -> str | None:
+    """Which file of an OME-TIFF set holds ``xml`` as its own document: the file itself, another
+    member's first ImageDescription, or the ``.companion.ome`` (None when none does)."""
+    from .write_tiff import read_description
+
+    want = xml.encode("utf-8").strip().rstrip(b"\0").strip()
+    for candidate in [path, *(f for f in files if os.path.realpath(f) != os.path.realpath(path))]:
+        try:
+            if candidate.lower().endswith(".companion.ome"):
+                have = read_confined(candidate).strip()
+            else:
+                have = read_description(candidate).strip()
+        except (BioimnbError, OSError):
+            continue
+        if have == want:
+            return candidate
+    return None
 
 
 def _all_scenes(img: Any) -> OME:
