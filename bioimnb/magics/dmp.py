@@ -22,7 +22,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> Any:
     import bioimnb
 
-    plan = bioimnb.dmp(args.paths, args.answers, cache=not args.no_cache, storage_options=storage_options(args))  # type: ignore[attr-defined]
+    plan = bioimnb.dmp(args.paths, args.answers, cache=not args.no_cache, storage_options=storage_options(args))  # type: ignore[attr-defined,misc,unused-ignore]
     if args.panel:
-        return bioimnb.DmpPanel(plan)  # type: ignore[attr-defined]
+        return bioimnb.DmpPanel(plan)  # type: ignore[attr-defined,misc,unused-ignore]
     return plan
