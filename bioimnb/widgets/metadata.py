@@ -327,6 +327,7 @@ class MetadataEditor(w.VBox):
                                 self._field(f"{q}.emission_wavelength_unit", "unit", ch.emission_wavelength_unit, "unit", units),
                             ]
                         ),
+                        *self._window_field(i, c, q),
                     ]
                 )
             )
@@ -347,6 +348,16 @@ class MetadataEditor(w.VBox):
             for k, well in enumerate(plate.wells[:24]):
                 rows.append(self._field(f"plates[{n}].wells[{k}].external_description", f"Well {well.row},{well.column}", well.external_description))
         self.form.children = rows
+
+    def _window_field(self, image: int, channel: int, prefix: str) -> list[w.Widget]:
+        """OME-Zarr: the channel's display window (NGFF ``omero``), as START,END."""
+        if self.session.doc.kind != "ome-zarr":
+            return []
+        self.session.stored_windows()
+        window = self.session.windows.get((image, channel))
+        if window is None:
+            return []
+        return [self._field(f"{prefix}.window", f"Channel {channel} window", f"{window[0]:g},{window[1]:g}")]
 
     def _render_map(self) -> None:
         rows = []

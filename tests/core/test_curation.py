@@ -533,3 +533,28 @@ def test_multifile_set_member_edits_go_to_the_file_holding_the_xml(tmp_path: Pat
     assert bioimnb.open_image(member).channel_names[0] == "renamed"
     text = holder.read_text(encoding="utf-8", errors="replace") if companion else tifffile.TiffFile(holder).ome_metadata
     assert 'Name="renamed"' in (text or "")
+
+
+def test_ome_zarr_display_windows(tmp_path: Path, pyramid: Path) -> None:
+    root = tmp_path / "win.ome.zarr"
+    fixtures.ngff_image(root, "0.5")
+    holder = json.loads((root / "zarr.json").read_text())["attributes"]["ome"]
+    holder["omero"]["channels"][1]["window"] = {"start": 0, "end": 4000, "min": 0, "max": 65535}
+    (root / "zarr.json").write_text(json.dumps({**json.loads((root / "zarr.json").read_text()), "attributes": {"ome": holder}}))
+    s = EditSession(root)
+    assert s.stored_windows()[(0, 1)] == (0.0, 4000.0)
+    changes = s.set("channel[1].window=100,2500", "channel[0].name=Nuclei")
+    assert {str(c) for c in changes} == {"images[0].pixels.channels[1].window: '0,4000' -> '100,2500'", "images[0].pixels.channels[0].name: 'DAPI' -> 'Nuclei'"}
+    assert s.undo() and s.diff() == []
+    s.set("channel[1].window=100:2500")
+    s.save()
+    saved = json.loads((root / "zarr.json").read_text())["attributes"]["ome"]["omero"]["channels"][1]["window"]
+    assert (saved["start"], saved["end"]) == (100.0, 2500.0)
+    assert any("window" in c for c in edit_history(from_xml((root / "OME" / "METADATA.ome.xml").read_text()))[-1]["changed"])
+    for bad, reason in (("channel[1].window=5,1", "START must be below END"), ("channel[1].window=abc", "START,END"), ("channel[7].window=1,2", "no NGFF channel 7")):
+        with pytest.raises(InvalidField) as err:
+            s.set(bad)
+        assert reason in str(err.value) and str(err.value).startswith("channel[")
+    with pytest.raises(InvalidField) as err:
+        EditSession(pyramid).set("channel[0].window=1,2")
+    assert "OME-Zarr" in str(err.value)

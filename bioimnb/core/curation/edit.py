@@ -84,8 +84,11 @@ class EditSession:
         self.storage_options = storage_options
         self.doc = source if isinstance(source, MetadataDocument) else load(source, **storage_options)
         self.tree = copy.deepcopy(self.doc.tree)
-        self._history: list[Any] = []
+        self._history: list[tuple[Any, dict[tuple[int, int], tuple[float, float]]]] = []
         self._model: tuple[Any, Any] | None = None
+        # OME-Zarr display windows (NGFF-only: OME has no such field): stored and wanted values.
+        self._stored_windows: dict[tuple[int, int], tuple[float, float]] | None = None
+        self.windows: dict[tuple[int, int], tuple[float, float]] = {}
 
     # -- state ------------------------------------------------------------------------------
     @property
@@ -112,7 +115,25 @@ class EditSession:
 
     def diff(self) -> list[Change]:
         """Every value a save would change, against the document as stored."""
-        return tree_diff(self.doc.tree, self.tree)
+        out = tree_diff(self.doc.tree, self.tree)
+        stored = self._stored_windows or {}
+        for (i, c), window in sorted(self.windows.items()):
+            if stored.get((i, c)) != window:
+                old = stored.get((i, c))
+                out.append(Change(_window_field(i, c), None if old is None else f"{old[0]:g},{old[1]:g}", f"{window[0]:g},{window[1]:g}"))
+        return out
+
+    def stored_windows(self) -> dict[tuple[int, int], tuple[float, float]]:
+        """OME-Zarr: the display window of each (image, channel) as stored."""
+        if self._stored_windows is None:
+            if self.doc.kind != "ome-zarr":
+                self._stored_windows = {}
+            else:
+                from .write_zarr import read_windows
+
+                self._stored_windows = read_windows(self.doc.res, self.doc.scene_paths)
+            self.windows = {**self._stored_windows, **self.windows}
+        return dict(self._stored_windows)
 
     @property
     def pending(self) -> bool:
@@ -133,12 +154,47 @@ class EditSession:
 
     def apply(self, pairs: Iterable[tuple[str, Any]] | Mapping[str, Any]) -> list[Change]:
         items = parse_assignments(pairs) if isinstance(pairs, Mapping) else list(pairs)
-        new, changes = apply_to_tree(self.tree, items)
+        windows, rest = self._windows_of(items)
+        new, changes = apply_to_tree(self.tree, rest)
         changes = [c for c in changes if c.old != c.new]
+        wanted = {**self.windows, **windows}
+        for (i, c), window in windows.items():
+            if self.windows.get((i, c)) != window:
+                old = self.windows.get((i, c))
+                changes.append(Change(_window_field(i, c), None if old is None else f"{old[0]:g},{old[1]:g}", f"{window[0]:g},{window[1]:g}"))
         if changes:
-            self._history.append(self.tree)
-            self.tree = new
+            self._history.append((self.tree, dict(self.windows)))
+            self.tree, self.windows = new, wanted
         return changes
+
+    def _windows_of(self, items: list[tuple[str, Any]]) -> tuple[dict[tuple[int, int], tuple[float, float]], list[tuple[str, Any]]]:
+        """The display-window items (``channel[1].window=START,END``, OME-Zarr only), checked,
+        and the other items.  Raises :class:`InvalidField` naming the first invalid one."""
+        from .changes import InvalidField, canonical_field
+
+        windows: dict[tuple[int, int], tuple[float, float]] = {}
+        rest = []
+        for fieldname, value in items:
+            steps, key = canonical_field(fieldname) if "window" in fieldname else ([], None)
+            if key is not None or not steps or steps[-1][0] != "window":
+                rest.append((fieldname, value))
+                continue
+            if len(steps) != 4 or steps[1][0] != "pixels" or steps[2][0] != "channels":
+                raise InvalidField(fieldname, "a display window belongs to a channel: channel[C].window=START,END; nothing was changed")
+            if self.doc.kind != "ome-zarr":
+                raise InvalidField(fieldname, f"display windows are OME-Zarr (NGFF omero) attributes; this source is {self.doc.kind}; nothing was changed")
+            image, channel = steps[0][1] or 0, steps[2][1] or 0
+            parts = str(value).replace(":", ",").split(",")
+            try:
+                start, end = (float(p) for p in parts)
+            except ValueError:
+                raise InvalidField(fieldname, f"invalid value {value!r}: expected START,END (two numbers); nothing was changed") from None
+            if not start < end:
+                raise InvalidField(fieldname, f"invalid value {value!r}: START must be below END; nothing was changed")
+            if (image, channel) not in self.stored_windows() and (image, channel) not in self.windows:
+                raise InvalidField(fieldname, f"image {image} has no NGFF channel {channel} with a display window; nothing was changed")
+            windows[(image, channel)] = (start, end)
+        return windows, rest
 
     def set_map(self, key: str, value: str | None, image: int = 0) -> None:
         """Add or change (``None``: remove) a key-value pair of an image's map annotation."""
@@ -153,12 +209,13 @@ class EditSession:
         """Take back the last edit (also one already saved: the save then writes it back)."""
         if not self._history:
             return False
-        self.tree = self._history.pop()
+        self.tree, self.windows = self._history.pop()
         return True
 
     def discard(self) -> None:
         """Drop every pending edit."""
         self.tree = copy.deepcopy(self.doc.tree)
+        self.windows = dict(self._stored_windows or {})
         self._history.clear()
 
     def validate(self) -> ValidationReport:
@@ -199,7 +256,9 @@ class EditSession:
             from .write_zarr import write_ome_zarr
 
             new_model, _, _ = parse_document(xml, doc.source)
-            result.bytes_written, result.written = write_ome_zarr(doc.res, doc.scene_paths, doc.ome, new_model, xml)
+            windows = {k: w for k, w in self.windows.items() if (self._stored_windows or {}).get(k) != w}
+            result.bytes_written, result.written = write_ome_zarr(doc.res, doc.scene_paths, doc.ome, new_model, xml, windows)
+            self._stored_windows = {**(self._stored_windows or {}), **windows}
         else:
             from .sidecar import write_xml_document
 
@@ -214,6 +273,10 @@ class EditSession:
         if doc.kind == "sidecar" and doc.notes and "comes from" not in doc.notes[0]:
             doc.notes[0] = f"the metadata shown comes from the companion file {os.path.basename(doc.target)}, where edits are saved"
         return result
+
+
+def _window_field(image: int, channel: int) -> str:
+    return f"images[{image}].pixels.channels[{channel}].window"
 
 
 def _provenance_pairs(changes: list[Change]) -> list[tuple[str, str]]:

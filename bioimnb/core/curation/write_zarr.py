@@ -28,7 +28,7 @@ from ..metadata.ome import color_hex
 from ..metadata.units import NGFF_MICROMETER, to_micrometres, unit_factor
 from ..storage import Resolved, storage_errors
 
-__all__ = ["atomic_write", "ngff_updates", "write_ome_zarr"]
+__all__ = ["atomic_write", "ngff_updates", "read_windows", "write_ome_zarr"]
 
 
 def atomic_write(res: Resolved, path: str, data: bytes) -> int:
@@ -146,8 +146,46 @@ def ngff_updates(holder: dict[str, Any], old_image: Any, new_image: Any) -> list
     return done
 
 
-def write_ome_zarr(res: Resolved, scene_paths: list[str], old: Any, new: Any, xml: bytes) -> tuple[int, list[str]]:
-    """Write ``OME/METADATA.ome.xml`` and each image's NGFF attributes; returns (bytes, what)."""
+Window = tuple[float, float]
+
+
+def read_windows(res: Resolved, scene_paths: list[str]) -> dict[tuple[int, int], Window]:
+    """The display window (``omero.channels[c].window`` start, end) of every image's channels."""
+    out: dict[tuple[int, int], Window] = {}
+    for i, group in enumerate(scene_paths):
+        found = _attrs_doc(res, group)
+        omero = found[2].get("omero") if found else None
+        channels = omero.get("channels") if isinstance(omero, dict) else None
+        for c, ch in enumerate(channels if isinstance(channels, list) else []):
+            window = ch.get("window") if isinstance(ch, dict) else None
+            if not isinstance(window, dict):
+                continue
+            try:
+                out[(i, c)] = (float(window["start"]), float(window["end"]))
+            except (TypeError, KeyError, ValueError):
+                continue
+    return out
+
+
+def _set_windows(holder: dict[str, Any], windows: dict[int, Window]) -> list[str]:
+    done = []
+    channels = (holder.get("omero") or {}).get("channels") or []
+    for c, (start, end) in sorted(windows.items()):
+        if c < len(channels) and isinstance(channels[c], dict):
+            window = channels[c].setdefault("window", {})
+            if (window.get("start"), window.get("end")) != (start, end):
+                window["start"], window["end"] = start, end
+                window.setdefault("min", min(start, window.get("min", start)))
+                window.setdefault("max", max(end, window.get("max", end)))
+                done.append(f"omero.channels[{c}].window")
+    return done
+
+
+def write_ome_zarr(
+    res: Resolved, scene_paths: list[str], old: Any, new: Any, xml: bytes, windows: dict[tuple[int, int], Window] | None = None
+) -> tuple[int, list[str]]:
+    """Write ``OME/METADATA.ome.xml`` and each image's NGFF attributes (``windows``: display
+    windows to set, by (image, channel)); returns (bytes, what)."""
     written = atomic_write(res, res.path.rstrip("/") + "/OME/METADATA.ome.xml", xml)
     what = ["OME/METADATA.ome.xml"]
     for i, group in enumerate(scene_paths):
@@ -158,6 +196,7 @@ def write_ome_zarr(res: Resolved, scene_paths: list[str], old: Any, new: Any, xm
             continue
         path, doc, holder = found
         done = ngff_updates(holder, old.images[i], new.images[i])
+        done += _set_windows(holder, {c: w for (j, c), w in (windows or {}).items() if j == i})
         if done:
             written += atomic_write(res, path, (json.dumps(doc, indent=2) + "\n").encode("utf-8"))
             rel = path[len(res.path.rstrip("/")) + 1 :]
