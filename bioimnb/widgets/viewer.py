@@ -52,7 +52,7 @@ export default {
 RENDER_THREADS = 4
 #: Raw-tile cache of one viewer (the browser keeps its own cache of raw and composited tiles).
 CACHE_BYTES = 128 * 2**20
-_VIEW_KEYS = ("scene", "t", "z", "center_x", "center_y", "zoom", "channels", "labels")
+_VIEW_KEYS = ("scene", "t", "z", "center_x", "center_y", "zoom", "channels", "labels", "label_opacity")
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -259,6 +259,9 @@ class Viewer(anywidget.AnyWidget):
                 f"unknown view keys {sorted(unknown)}; known: {list(_VIEW_KEYS)}"
             )
         try:
+            opacity = value.get("label_opacity")
+            if opacity is not None and not (isinstance(opacity, (int, float)) and 0 <= opacity <= 1):
+                raise ValueError(f"label_opacity must be a number from 0 to 1, not {opacity!r}")
             ViewState.from_dict(value)  # types and colours are checked here
             current = self.view
             if current:  # not the initial value (a whole view already)
@@ -384,7 +387,10 @@ class Viewer(anywidget.AnyWidget):
         labels = [str(name) for name in c.get("labels") or []]
         args = (scene, level, t, z, tx, ty, channels, labels)
         if fmt == "raw":
-            rgba = self._renderer.render_rgba(*args)
+            opacity = float(c.get("label_opacity", 0.5))
+            if not 0.0 <= opacity <= 1.0:
+                raise ValueError(f"label_opacity must be between 0 and 1, not {opacity}")
+            rgba = self._renderer.render_rgba(*args, label_opacity=opacity)
             reply = {
                 "type": "tile",
                 "mime": "raw",

@@ -59,6 +59,8 @@ const FIRST_CONTACT_MS = 30000;
 const REPLY_MS = 300000;
 
 export class CommTileSource implements TileSource {
+  /** The kernel blends label overlays at the requested opacity. */
+  readonly labelOpacity = true;
   private readonly pending = new Map<string, Pending>();
   private readonly prefix = Math.random().toString(36).slice(2, 10);
   private seq = 0;

@@ -167,3 +167,19 @@ def test_convert_provenance_is_json_and_verifies_the_array(tmp_path) -> None:
     assert prov["source"] == "in-memory numpy image 'max projection'"
     assert meta["attributes"]["bioimnb"]["status"] == "complete"
     np.testing.assert_array_equal(bioimnb.open_image(dest).levels[0].compute()[0, 0, 0], image[0, 0])
+
+
+def test_label_opacity_blend() -> None:
+    image, mask = _image_and_mask(5)
+    img = bioimnb.open_image(image[:, 0], axes="CYX")
+    attach_label(img, "nuclei", mask[0])
+    r = TileRenderer(img)
+    view = r.default_view().channels
+    plain = r.render_rgba(0, 0, 0, 0, 0, 0, view, [])
+    colour = label_colors(np.array([3]))[0].astype(np.float64)
+    for a in (0.0, 0.25, 0.8, 1.0):
+        rgba = r.render_rgba(0, 0, 0, 0, 0, 0, view, ["nuclei"], label_opacity=a)
+        base = plain[150, 100, :3].astype(np.float64)
+        want = np.floor(base + (colour - base) * a + 0.5).astype(np.uint8)
+        np.testing.assert_array_equal(rgba[150, 100, :3], want)
+        np.testing.assert_array_equal(rgba[5, 5], plain[5, 5])

@@ -1,6 +1,7 @@
 """Label overlays of in-memory images in a real JupyterLab with Chromium: the label's colour is
-painted at a known pixel, its id shows in the pixel readout, and a live viewer repaints after
-``v.update(obj)``, ``v.add_labels`` and ``v.remove_labels``, keeping its view."""
+painted at a known pixel (at 50 %, and at the opacity the panel's slider sets), its id shows in
+the pixel readout, and a live viewer repaints after ``v.update(obj)``, ``v.add_labels`` and
+``v.remove_labels``, keeping its view."""
 
 from __future__ import annotations
 
@@ -109,6 +110,17 @@ def test_label_overlay_painted_read_out_and_updated(lab: Lab, browser: Any) -> N
         repainted(lambda: label_box.uncheck())
         assert pixels(IN_LABEL)[0] == [255, 255, 255, 255]
         repainted(lambda: label_box.check())
+        assert pixels(IN_LABEL)[0] == _blend(255, 5)
+
+        # opacity: 100 % paints the label's own colour, 20 % mostly the image
+        opacity = page.locator('.bioimnb-viewer input[aria-label="Label opacity"]').first
+        set_value = "(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); el.dispatchEvent(new Event('change')); }"
+        repainted(lambda: opacity.evaluate(set_value, "100"))
+        colour = [int(c) for c in label_colors(np.array([5]))[0]]
+        assert pixels(IN_LABEL)[0] == [*colour, 255]
+        repainted(lambda: opacity.evaluate(set_value, "20"))
+        assert pixels(IN_LABEL)[0] == [int(np.floor(255 + (c - 255) * 0.2 + 0.5)) for c in colour] + [255]
+        repainted(lambda: opacity.evaluate(set_value, "50"))
         assert pixels(IN_LABEL)[0] == _blend(255, 5)
         page.wait_for_timeout(600)  # the view (labels shown) reaches the kernel (debounced)
 

@@ -347,6 +347,7 @@ class TileRenderer:
         ty: int,
         channels: Sequence[ChannelView],
         labels: Sequence[str] = (),
+        label_opacity: float = 0.5,
     ) -> np.ndarray:
         """The tile as an ``(h, w, 4)`` uint8 RGBA array.
 
@@ -360,8 +361,10 @@ class TileRenderer:
         Label overlays: each named NGFF label image is resampled (nearest neighbour) onto the
         tile's pixels from the label level whose downsample is closest to the tile's level
         (normally the same one), and each non-zero label id is blended at 50 % over the tile:
-        ``out = (tile + colour + 1) // 2`` per component, with ``colour = label_color(id)``.
-        Id 0 is transparent.  Overlays are applied in the order given.
+        ``out = (tile + colour + 1) // 2`` per component, with ``colour = label_color(id)``;
+        another ``label_opacity`` ``a`` (0..1, the notebook widget's slider) blends
+        ``out = round(tile + (colour - tile) * a)``.  Id 0 is transparent.  Overlays are applied
+        in the order given.
         """
         img = self.scene_image(scene)
         self._check_level(img, level)
@@ -377,8 +380,14 @@ class TileRenderer:
             ids = self._label_tile(scene, level, t, z, name, tx, ty)
             mask = ids != 0
             if mask.any():
-                colors = label_colors(ids[mask]).astype(np.uint16)
-                rgb[mask] = ((rgb[mask].astype(np.uint16) + colors + 1) // 2).astype(np.uint8)
+                if label_opacity == 0.5:
+                    colors = label_colors(ids[mask]).astype(np.uint16)
+                    rgb[mask] = ((rgb[mask].astype(np.uint16) + colors + 1) // 2).astype(np.uint8)
+                else:
+                    a = min(1.0, max(0.0, float(label_opacity)))
+                    base = rgb[mask].astype(np.float32)
+                    blend = base + (label_colors(ids[mask]).astype(np.float32) - base) * a
+                    rgb[mask] = np.floor(blend + 0.5).astype(np.uint8)
         out = np.empty((h, w, 4), dtype=np.uint8)
         out[..., :3] = rgb
         out[..., 3] = 255

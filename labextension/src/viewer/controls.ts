@@ -21,6 +21,8 @@ export interface ControlsActions {
   /** `final` is false while a slider is being dragged. */
   channel(index: number, patch: Partial<ChannelView>, final: boolean): void;
   label(name: string, on: boolean): void;
+  /** Opacity of the label overlays, 0..1 (only offered when `labelOpacity` is set). */
+  labelOpacity?(value: number): void;
   /** Histogram of one channel, fetched on demand. */
   histogram(channel: number): Promise<Histogram>;
 }
@@ -82,6 +84,8 @@ export class ControlsPanel {
   private tText: HTMLSpanElement | null = null;
   private zText: HTMLSpanElement | null = null;
   private labelBoxes = new Map<string, HTMLInputElement>();
+  private opacitySlider: HTMLInputElement | null = null;
+  private opacityText: HTMLSpanElement | null = null;
   private histScene = -1;
   /** Channels whose histogram was asked for (since the last build). */
   private readonly histRequested = new Set<number>();
@@ -113,6 +117,7 @@ export class ControlsPanel {
     this.node.textContent = '';
     this.channels = [];
     this.labelBoxes.clear();
+    this.opacitySlider = this.opacityText = null;
     this.sceneSelect = this.tSlider = this.zSlider = null;
 
     const level0 = info.levels[0]?.shape ?? [0, 0];
@@ -161,13 +166,33 @@ export class ControlsPanel {
     this.node.append(this.section(title, ...channelNodes));
 
     if (info.labels.length) {
-      const rows = info.labels.map(name => {
+      const rows: HTMLElement[] = info.labels.map(name => {
         const box = el('input', { type: 'checkbox', 'aria-label': `Label ${name}` });
         box.checked = state.labels.includes(name);
         box.addEventListener('change', () => this.actions.label(name, box.checked));
         this.labelBoxes.set(name, box);
         return el('label', { class: 'bioimnb-row' }, box, name);
       });
+      const setOpacity = this.actions.labelOpacity;
+      if (setOpacity) {
+        const percent = Math.round(100 * (state.label_opacity ?? 0.5));
+        const slider = el('input', {
+          type: 'range',
+          min: '0',
+          max: '100',
+          step: '5',
+          'aria-label': 'Label opacity'
+        });
+        slider.value = String(percent);
+        const text = el('span', { class: 'bioimnb-small' }, `${percent} %`);
+        slider.addEventListener('input', () => {
+          text.textContent = `${slider.value} %`;
+        });
+        slider.addEventListener('change', () => setOpacity(Number(slider.value) / 100));
+        this.opacitySlider = slider;
+        this.opacityText = text;
+        rows.push(el('div', { class: 'bioimnb-row' }, el('label', {}, 'opacity'), slider, text));
+      }
       this.node.append(this.section('Labels', ...rows));
     }
 
@@ -221,6 +246,13 @@ export class ControlsPanel {
     }
     for (const [name, box] of this.labelBoxes) {
       box.checked = state.labels.includes(name);
+    }
+    if (this.opacitySlider && document.activeElement !== this.opacitySlider) {
+      const percent = Math.round(100 * (state.label_opacity ?? 0.5));
+      this.opacitySlider.value = String(percent);
+      if (this.opacityText) {
+        this.opacityText.textContent = `${percent} %`;
+      }
     }
   }
 

@@ -55,6 +55,7 @@ export interface Request {
   /** Visible channels (composited tiles are asked with these settings). */
   channels: ChannelView[];
   labels: string[];
+  labelOpacity?: number;
 }
 
 export interface LoaderOptions {
@@ -211,6 +212,7 @@ export class TileLoader {
         ty: item.ty,
         channels: req.channels.map(c => ({ ...c })),
         labels: [...req.labels],
+        ...(req.labelOpacity !== undefined && req.labels.length ? { label_opacity: req.labelOpacity } : {}),
         signal: flight.ctrl.signal
       })
       .then(async result => {

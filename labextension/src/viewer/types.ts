@@ -28,6 +28,11 @@ export interface ViewState {
   zoom: number | null;
   channels: ChannelView[];
   labels: string[];
+  /**
+   * Opacity of the label overlays, 0..1 (absent: 0.5, the kernel's and server's blend).
+   * Only sources with `labelOpacity` honour other values.
+   */
+  label_opacity?: number;
 }
 
 export interface LevelInfo {
@@ -83,6 +88,8 @@ export interface TileRequest {
   /** Channels to composite (only visible ones are sent). */
   channels: ChannelView[];
   labels: string[];
+  /** Opacity of the label overlays (sources with `labelOpacity`); absent: 0.5. */
+  label_opacity?: number;
   /** Aborted when the tile is no longer wanted (view moved on). */
   signal?: AbortSignal;
 }
@@ -152,6 +159,9 @@ export interface TileSource {
   channelTiles?(req: ChannelTileRequest): Promise<ChannelTile[]>;
   values(req: ValuesRequest): Promise<ValuesResult>;
   histogram(scene: number, channel: number): Promise<Histogram>;
+  /** The source blends label overlays at the `label_opacity` of a tile request (the notebook
+   * widget); without it overlays are blended at 50 % and the panel has no opacity slider. */
+  readonly labelOpacity?: boolean;
 }
 
 /** True for errors raised because a request was aborted on purpose. */

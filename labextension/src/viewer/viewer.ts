@@ -209,6 +209,14 @@ export class BioViewer {
         this.state = { ...this.state, labels };
         this.renderChanged(true);
       },
+      ...(source.labelOpacity
+        ? {
+            labelOpacity: (value: number) => {
+              this.state = { ...this.state, label_opacity: clamp(value, 0, 1) };
+              this.renderChanged(true);
+            }
+          }
+        : {}),
       histogram: channel => this.source.histogram(this.state.scene, channel)
     });
 
@@ -237,7 +245,8 @@ export class BioViewer {
       center_y: cam.fitMode ? null : Math.round(cam.cy * 100) / 100,
       zoom: cam.fitMode ? null : +cam.zoom.toPrecision(6),
       channels: this.state.channels.map(c => ({ ...c })),
-      labels: [...this.state.labels]
+      labels: [...this.state.labels],
+      ...(this.state.label_opacity !== undefined ? { label_opacity: this.state.label_opacity } : {})
     };
   }
 
@@ -282,6 +291,9 @@ export class BioViewer {
     }
     if (partial.labels) {
       next.labels = partial.labels.filter(l => info.labels.includes(l));
+    }
+    if (typeof partial.label_opacity === 'number' && Number.isFinite(partial.label_opacity)) {
+      next.label_opacity = clamp(partial.label_opacity, 0, 1);
     }
     this.state = next;
     if ('zoom' in partial) {
@@ -481,7 +493,8 @@ export class BioViewer {
 
   private computeRenderKey(): string {
     const s = this.state;
-    return `${s.scene}|${s.t}|${s.z}|${settingsKey(s.channels)}|${s.labels.join(',')}`;
+    const opacity = s.labels.length ? `|${s.label_opacity ?? 0.5}` : '';
+    return `${s.scene}|${s.t}|${s.z}|${settingsKey(s.channels)}|${s.labels.join(',')}${opacity}`;
   }
 
   /** Whether tiles are composited here from raw channel tiles (see the module doc). */
@@ -655,7 +668,7 @@ export class BioViewer {
     const s = this.state;
     this.loader.pump(
       wanted,
-      { layer, scene: s.scene, t: s.t, z: s.z, channels, labels: s.labels },
+      { layer, scene: s.scene, t: s.t, z: s.z, channels, labels: s.labels, labelOpacity: s.label_opacity },
       item => this.painter.isComposited(item.key)
     );
   }
@@ -874,6 +887,7 @@ export function mergeView(info: ImageInfo, given: Partial<ViewState>): ViewState
     center_y: pick('center_y') ?? null,
     zoom: pick('zoom') ?? null,
     channels,
-    labels
+    labels,
+    ...(typeof given.label_opacity === 'number' ? { label_opacity: clamp(given.label_opacity, 0, 1) } : {})
   };
 }
