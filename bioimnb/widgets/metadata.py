@@ -35,6 +35,9 @@ _WHERE = {
 }
 
 
+_TREE_ITEMS = 50
+
+
 def _length_units() -> list[str]:
     from ome_types.model import UnitsLength
 
@@ -61,7 +64,10 @@ def _tree_html(value: Any, label: str = "OME", depth: int = 0) -> str:
         inner = "".join(_tree_html(v, k, depth + 1) for k, v in value.items())
         return f"<details{' open' if depth < 2 else ''}><summary>{html.escape(label)}</summary><div style='margin-left:1em'>{inner}</div></details>"
     if isinstance(value, list):
-        inner = "".join(_tree_html(v, f"[{i}]", depth + 1) for i, v in enumerate(value))
+        # A plate has thousands of images: the tree shows the first ones (the form edits any).
+        inner = "".join(_tree_html(v, f"[{i}]", depth + 1) for i, v in enumerate(value[:_TREE_ITEMS]))
+        if len(value) > _TREE_ITEMS:
+            inner += f"<div><i>... and {len(value) - _TREE_ITEMS} more</i></div>"
         return f"<details{' open' if depth < 2 else ''}><summary>{html.escape(label)} ({len(value)})</summary><div style='margin-left:1em'>{inner}</div></details>"
     text = str(value)
     if len(text) > 200:

@@ -83,7 +83,8 @@ class EditSession:
     def __init__(self, source: str | os.PathLike[str] | MetadataDocument, **storage_options: Any) -> None:
         self.storage_options = storage_options
         self.doc = source if isinstance(source, MetadataDocument) else load(source, **storage_options)
-        self.tree = copy.deepcopy(self.doc.tree)
+        # Trees are never changed in place (an edit makes a new one), so the stored one is shared.
+        self.tree = self.doc.tree
         self._history: list[tuple[Any, dict[tuple[int, int], tuple[float, float]]]] = []
         self._model: tuple[Any, Any] | None = None
         # OME-Zarr display windows (NGFF-only: OME has no such field): stored and wanted values.
@@ -102,6 +103,8 @@ class EditSession:
     @property
     def model(self) -> Any:
         """The ome-types model of the document as edited (built on demand, then kept)."""
+        if self.tree is self.doc.tree:
+            return self.doc.ome
         if self._model is None or self._model[0] is not self.tree:
             from .model import parse_document
 
@@ -214,7 +217,7 @@ class EditSession:
 
     def discard(self) -> None:
         """Drop every pending edit."""
-        self.tree = copy.deepcopy(self.doc.tree)
+        self.tree = self.doc.tree
         self.windows = dict(self._stored_windows or {})
         self._history.clear()
 
