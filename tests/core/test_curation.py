@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -558,3 +559,25 @@ def test_ome_zarr_display_windows(tmp_path: Path, pyramid: Path) -> None:
     with pytest.raises(InvalidField) as err:
         EditSession(pyramid).set("channel[0].window=1,2")
     assert "OME-Zarr" in str(err.value)
+
+
+def test_read_only_files_get_a_companion_file(pyramid: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file or store the user cannot write (tests run as root, who can write anything, so
+    the permission answer is simulated): edits go to NAME.ome.xml, the image is untouched."""
+    import bioimnb.core.curation.model as model
+
+    root = tmp_path / "ro.ome.zarr"
+    fixtures.ngff_image(root, "0.4")
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (pyramid,)}
+    zattrs = (root / ".zattrs").read_bytes()
+    real_access = os.access
+    monkeypatch.setattr(model.os, "access", lambda path, mode: False if mode == os.W_OK else real_access(path, mode))
+    for source in (pyramid, root):
+        doc = load(source)
+        assert doc.kind == "sidecar" and doc.target == f"{source}.ome.xml"
+        assert f"{source.name} is read-only" in doc.notes[0]
+        set_fields(source, ["channel[0].name=Hoechst"])
+        assert from_xml(Path(f"{source}.ome.xml").read_text(encoding="utf-8")).images[0].pixels.channels[0].name == "Hoechst"
+        assert load(source).ome.images[0].pixels.channels[0].name == "Hoechst"
+    assert hashlib.sha256(pyramid.read_bytes()).hexdigest() == before[pyramid]
+    assert (root / ".zattrs").read_bytes() == zattrs and not (root / "OME").exists()

@@ -196,10 +196,13 @@ def load(source: str | os.PathLike[str], *, root: str | os.PathLike[str] | None 
 
     with open_resolved(res, found=found) as img:
         fmt = img.format
+        readonly = None  # why a format that is edited in place is not, here
         if fmt == "OME-TIFF" and res.local:
             xml = img.ome_xml
             holder = _xml_holder(res.path, xml, img.files) if xml else None
-            if xml and holder is not None:
+            if holder is not None and not os.access(holder, os.W_OK):
+                readonly = f"{os.path.basename(holder)} is read-only"
+            elif xml and holder is not None:
                 ome, notes, schema = _light(xml, res.url)
                 if holder == res.path:
                     return MetadataDocument(res.url, "ome-tiff", res, res.url, fmt, xml, schema, notes, ome=ome)
@@ -209,7 +212,10 @@ def load(source: str | os.PathLike[str], *, root: str | os.PathLike[str] | None 
                 notes.insert(0, f"the OME-XML of this file set is kept in {os.path.basename(holder)}; edits are saved there")
                 held = resolve(holder, root=res.root)
                 return MetadataDocument(res.url, kind, held, holder, fmt, xml, schema, notes, ome=ome)
-        if (found.format or "").startswith("OME-Zarr"):  # the classification's names: OME-Zarr, OME-Zarr plate
+        is_zarr = (found.format or "").startswith("OME-Zarr")  # the classification's names: OME-Zarr, OME-Zarr plate
+        if is_zarr and res.local and not os.access(res.path, os.W_OK):
+            readonly = f"{res.name} is read-only"
+        elif is_zarr:
             paths = _scene_paths(img)
             raw = _zarr_xml(res)
             if raw is not None:
@@ -224,10 +230,14 @@ def load(source: str | os.PathLike[str], *, root: str | os.PathLike[str] | None 
             if count != len(paths):
                 doc.notes.append(f"the OME model has {count} images for {len(paths)} NGFF images; names, channels and scales are matched by position")
             return doc
-        # Any other format (or an OME-TIFF on remote storage): edits go to a sidecar.
+        # Any other format, an OME-TIFF on remote storage, or a file or store that cannot be
+        # written: edits go to a companion file next to it.
         target = sidecar_path(res.url if not res.local else res.path)
         side = _read_sidecar(res)
-        reason = f"{fmt} files are not rewritten" if fmt != "OME-TIFF" else "remote OME-TIFFs are not rewritten in place"
+        if readonly is not None:
+            reason = readonly
+        else:
+            reason = f"{fmt} files are not rewritten" if fmt != "OME-TIFF" else "remote OME-TIFFs are not rewritten in place"
         if side is not None:
             ome, notes, schema = _light(side, target)
             notes.insert(0, f"{reason}: the metadata shown comes from the companion file {os.path.basename(target)}, where edits are saved")
