@@ -341,6 +341,9 @@ _lock = threading.RLock()
 _readers: list[ReaderRecord] = []
 _loaded = False
 _by_suffix: list[tuple[str, Format]] = []
+_suffix_map: dict[tuple[bool, str], Format] = {}
+"""(is a folder, ``.suffix``) -> format, the first of ``_by_suffix`` for that suffix: a name is
+looked up once per dot in it, not compared with every extension (a scan asks for every file)."""
 
 
 def _stamp(record: ReaderRecord) -> ReaderRecord:
@@ -352,11 +355,15 @@ def _stamp(record: ReaderRecord) -> ReaderRecord:
 
 
 def _rebuild() -> None:
-    global _by_suffix
+    global _by_suffix, _suffix_map
     pairs = [(ext.lower(), fmt, rec.priority) for rec in _readers for fmt in rec.formats for ext in fmt.extensions]
     # Longest suffix first; among equal suffixes, the higher-priority reader.
     pairs.sort(key=lambda item: (-len(item[0]), -item[2]))
     _by_suffix = [(ext, fmt) for ext, fmt, _ in pairs]
+    table: dict[tuple[bool, str], Format] = {}
+    for ext, fmt in _by_suffix:
+        table.setdefault((fmt.directory, ext), fmt)
+    _suffix_map = table
 
 
 def _load_plugins() -> None:
@@ -433,9 +440,13 @@ def format_for_name(name: str, *, is_dir: bool = False) -> Format | None:
     """The format a name suggests (longest matching suffix wins: ``.ome.tif`` before ``.tif``)."""
     _ensure()
     lower = name.rstrip("/").lower()
-    for ext, fmt in _by_suffix:
-        if fmt.directory == is_dir and lower.endswith(ext):
+    table = _suffix_map
+    dot = lower.find(".")
+    while dot >= 0:  # longest suffix first: ".ome.tif" before ".tif"
+        fmt = table.get((is_dir, lower[dot:]))
+        if fmt is not None:
             return fmt
+        dot = lower.find(".", dot + 1)
     return None
 
 

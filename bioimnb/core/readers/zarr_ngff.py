@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, Literal, cast
 
 import numpy as np
 import zarr
@@ -519,7 +519,7 @@ class ZarrBackend(Backend):
             try:
                 # One read of zarr.json says which zarr format the store is; telling zarr
                 # saves it probing for the other format's documents (5 requests on S3).
-                fmt = 3 if self.store_get("zarr.json") is not None else 2
+                fmt: Literal[2, 3] = 3 if self.store_get("zarr.json") is not None else 2
                 self.root: Any = zarr.open(store=self.store, mode="r", zarr_format=fmt)
             except BioimnbError:
                 raise
