@@ -581,3 +581,20 @@ def test_read_only_files_get_a_companion_file(pyramid: Path, tmp_path: Path, mon
         assert load(source).ome.images[0].pixels.channels[0].name == "Hoechst"
     assert hashlib.sha256(pyramid.read_bytes()).hexdigest() == before[pyramid]
     assert (root / ".zattrs").read_bytes() == zattrs and not (root / "OME").exists()
+
+
+def test_save_keeps_old_problems_and_refuses_new_ones(shared_data: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.ome.xml"
+    bad.write_bytes((shared_data / "ome-xml" / "bad.ome.xml").read_bytes())
+    set_fields(bad, ["name=still bad"])  # the invalid ID was there before: kept, not a reason to refuse
+    assert any("InvalidName" in p for p in validate(bad).problems)
+    set_fields(bad, ["images[0].pixels.channels[0].id=Channel:0:0"])  # ... and can be fixed
+    assert not any("InvalidName" in p for p in validate(bad).problems)
+    good = tmp_path / "multi.ome.xml"
+    good.write_bytes((shared_data / "ome-xml" / "multi-channel-z-series-time-series.ome.xml").read_bytes())
+    before = good.read_bytes()
+    first_id = load(good).ome.images[0].pixels.channels[0].id
+    with pytest.raises(CorruptFile) as err:
+        set_fields(good, [f"images[0].pixels.channels[1].id={first_id}"])  # a duplicate ID: new problem
+    assert "would not be valid OME-XML" in str(err.value) and "nothing was written" in str(err.value)
+    assert good.read_bytes() == before

@@ -247,7 +247,15 @@ class EditSession:
         add_provenance_tree(final, _provenance_pairs(changes) + pairs)
         problems = tree_schema_problems(final)
         if problems:
-            raise CorruptFile(doc.source, f"the edited metadata would not be valid OME-XML ({problems[0]}); nothing was written")
+            # Problems the stored document already had are kept as they were (an edit must not
+            # make the document worse, and need not repair what it did not touch).
+            def key(problem: str) -> str:
+                return problem.split(": ", 1)[-1] if problem.startswith("line ") else problem
+
+            before = {key(p) for p in tree_schema_problems(doc.tree)}
+            introduced = [p for p in problems if key(p) not in before]
+            if introduced:
+                raise CorruptFile(doc.source, f"the edited metadata would not be valid OME-XML ({introduced[0]}); nothing was written")
         xml = tree_bytes(final)
         if doc.kind == "ome-tiff":
             from .write_tiff import write_description

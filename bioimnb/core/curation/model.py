@@ -158,7 +158,7 @@ def parse_document(xml: str | bytes, source: object) -> tuple[OME, list[str], st
         if text.startswith("Casting invalid"):
             # "Casting invalid ChannelID 'x' to 'Channel:3'"
             what, _, to = text[len("Casting ") :].partition(" to ")
-            notes.append(f"{what} is replaced by {to} when saved")
+            notes.append(f"the stored document has an {what} (shown as {to}); saves keep it as it is: `meta validate` reports it")
     return ome, notes, schema
 
 
