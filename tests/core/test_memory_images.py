@@ -245,3 +245,51 @@ def test_info_text_and_tiles_work_unchanged() -> None:
     assert view.min == pytest.approx(lo, rel=0.02) and view.max == pytest.approx(hi, rel=0.02)
     raw = r.raw_tile(0, 0, 0, 0, 1, 0, [0, 1])
     np.testing.assert_array_equal(raw[1], a[1, 0:256, 256:400])
+
+
+def test_bioimage_scenes_and_the_object_keeps_its_scene(tmp_path) -> None:
+    from bioio import BioImage
+
+    a = _stack((2, 300, 400), seed=6)
+    b = _stack((1, 200, 260), seed=7)
+    path = tmp_path / "two.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as tw:
+        tw.write(a, metadata={"axes": "CYX", "Name": "first"})
+        tw.write(b, metadata={"axes": "CYX", "Name": "second"})
+    image = BioImage(path)
+    img = bioimnb.open_image(image)
+    assert img.scenes == list(image.scenes) and len(img.scenes) == 2
+    second = img.select_scene(1)
+    assert image.current_scene_index == 0  # the user's object is left on its scene
+    np.testing.assert_array_equal(second.levels[0].compute()[0, :, 0], b)
+    np.testing.assert_array_equal(img.levels[0].compute()[0, :, 0], a)
+
+
+class AICSImage:
+    """What bioimnb reads of an aicsimageio ``AICSImage`` (the package is not installed here):
+    attributes only, nothing imported."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        from collections import namedtuple
+
+        self._data = data
+        self.dims = namedtuple("Dimensions", "order")("TCZYX")
+        self.scenes = ("Image:0",)
+        self.current_scene_index = 0
+        self.physical_pixel_sizes = namedtuple("PhysicalPixelSizes", "Z Y X")(1.0, 0.1, 0.1)
+        self.channel_names = ["A", "B"]
+
+    @property
+    def dask_data(self) -> da.Array:
+        return da.from_array(self._data, chunks=(1, 1, 1, 64, 64))
+
+    def set_scene(self, index: int) -> None:
+        self.current_scene_index = index
+
+
+def test_aicsimage_like_object() -> None:
+    a = _stack((1, 2, 3, 130, 150), seed=8)
+    img = bioimnb.open_image(AICSImage(a))
+    assert img.reader == "bioio" and img.channel_names == ["A", "B"]
+    assert img.physical_size.to_dict() == {"X": 0.1, "Y": 0.1, "Z": 1.0}
+    np.testing.assert_array_equal(img.levels[0].compute(), a)
