@@ -293,3 +293,41 @@ def test_aicsimage_like_object() -> None:
     assert img.reader == "bioio" and img.channel_names == ["A", "B"]
     assert img.physical_size.to_dict() == {"X": 0.1, "Y": 0.1, "Z": 1.0}
     np.testing.assert_array_equal(img.levels[0].compute(), a)
+
+
+def test_magic_views_a_notebook_variable(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from IPython.core.error import UsageError
+    from IPython.testing.globalipapp import get_ipython
+
+    from bioimnb.widgets.viewer import Viewer
+
+    monkeypatch.chdir(tmp_path)
+    ip = get_ipython()
+    ip.run_line_magic("load_ext", "bioimnb")
+    stack, mask = _stack((2, 300, 400), seed=9), np.zeros((300, 400), np.uint16)
+    mask[10:20, 30:40] = 7
+    ip.user_ns.update(stack=stack, mask=mask, nothing=np.zeros(3))
+    v = ip.run_line_magic("bioim", "view stack --axes CYX --labels nuclei=mask")
+    assert isinstance(v, Viewer) and v.info["source"] == "stack" and v.view["labels"] == ["nuclei"]
+    assert v.renderer.values(0, 0, 0, 35, 15) == {"x": 35, "y": 15, "values": [int(stack[0, 15, 35]), int(stack[1, 15, 35])], "labels": {"nuclei": 7}}
+    with pytest.raises(UsageError) as err:
+        ip.run_line_magic("bioim", "view nothing")
+    assert str(err.value) == "bioimnb: nothing: a 1-D array (shape (3,)) is not an image; an image has at least Y and X"
+    with pytest.raises(UsageError) as err:
+        ip.run_line_magic("bioim", "view stack --labels nuclei=missing")
+    assert str(err.value) == "bioimnb: missing: no such file, URL or notebook variable"
+
+
+def test_ome_tiff_from_an_array_reads_back_equal(tmp_path) -> None:
+    a = _stack((3, 2, 600, 700), seed=10)  # Z, C ... given as ZCYX
+    dest = tmp_path / "stack.ome.tif"
+    report = bioimnb.convert(a, dest, axes="ZCYX", physical_size=(1.5, 0.2, 0.2), channel_names=["a", "b"])
+    assert any("equal to the source" in c for c in report.checks)
+    with tifffile.TiffFile(dest) as tf:
+        series = tf.series[0]
+        data = series.asarray()
+        assert len(series.levels) >= 2
+    back = bioimnb.open_image(dest)
+    assert back.channel_names == ["a", "b"] and back.physical_size.to_dict() == {"X": 0.2, "Y": 0.2, "Z": 1.5}
+    np.testing.assert_array_equal(back.levels[0].compute()[0], a.transpose(1, 0, 2, 3))
+    assert data.size == a.size
