@@ -598,3 +598,15 @@ def test_save_keeps_old_problems_and_refuses_new_ones(shared_data: Path, tmp_pat
         set_fields(good, [f"images[0].pixels.channels[1].id={first_id}"])  # a duplicate ID: new problem
     assert "would not be valid OME-XML" in str(err.value) and "nothing was written" in str(err.value)
     assert good.read_bytes() == before
+
+
+def test_http_sources_are_shown_but_not_saved(http_server, pyramid: Path) -> None:
+    base = http_server(pyramid.parent)
+    url = f"{base}/{pyramid.name}"
+    doc = load(url)
+    assert doc.ome.images[0].pixels.channels[1].name == "GFP"
+    s = EditSession(url)
+    s.set("channel[1].name=EGFP")
+    with pytest.raises(BioimnbError) as err:
+        s.save()
+    assert "HTTP storage is read-only" in str(err.value) and str(err.value).startswith(url)

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import BioimnbError, CorruptFile
+from ..errors import AccessDenied, BioimnbError, CorruptFile
 from .changes import PROVENANCE_NS, Change, diff_models, parse_assignments
 from .model import MetadataDocument, load, sidecar_path
 from .validate import ValidationReport, tree_schema_problems, validate_document
@@ -235,6 +235,8 @@ class EditSession:
         result = SaveResult(doc.source, doc.target, doc.kind, changes, notes=list(doc.notes))
         if not changes:
             return result
+        if doc.res.url.split("://", 1)[0].lower() in ("http", "https"):
+            raise AccessDenied(doc.source, "HTTP storage is read-only: metadata edits cannot be saved there (download the image, or use a writable location)")
         final = copy.deepcopy(self.tree)
         pairs: list[tuple[str, str]] = []
         loc = None
