@@ -481,8 +481,7 @@ def _lazy_view(image: MultiscaleImage) -> dict[str, Any] | None:
     out when they want that).  None for anything else (they open fitted)."""
     from ..core.readers.memory import is_lazy, level0_chunks
 
-    backend = image._backend
-    if not is_lazy(backend) or level0_chunks(backend) <= LAZY_FIT_CHUNKS:
+    if not is_lazy(image) or level0_chunks(image) <= LAZY_FIT_CHUNKS:
         return None
     h, w = int(image.shape[3]), int(image.shape[4])
     return {"center_x": w / 2, "center_y": h / 2, "zoom": 1.0}

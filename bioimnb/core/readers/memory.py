@@ -615,10 +615,11 @@ def lookup(key: str) -> MemoryBackend:
     return found
 
 
-def is_lazy(backend: Backend) -> bool:
-    """True for an in-memory image whose level 0 is a dask array computed on demand (not a
-    numpy or zarr array): every pixel shown costs computation, so a viewer opens it where few
-    chunks are visible."""
+def is_lazy(image: Any) -> bool:
+    """True for an in-memory image (an opened ``MultiscaleImage`` or its backend) whose level 0
+    is a dask array computed on demand (not a numpy or zarr array): every pixel shown costs
+    computation, so a viewer opens it where few chunks are visible."""
+    backend = getattr(image, "_backend", image)
     if not isinstance(backend, MemoryBackend):
         return False
     try:
@@ -627,8 +628,10 @@ def is_lazy(backend: Backend) -> bool:
         return False
 
 
-def level0_chunks(backend: Backend) -> int:
-    """How many dask chunks level 0 of the first scene has (1 for other arrays)."""
+def level0_chunks(image: Any) -> int:
+    """How many dask chunks level 0 of the first scene of an in-memory image (or its backend)
+    has (1 for other arrays and for files)."""
+    backend = getattr(image, "_backend", image)
     if not isinstance(backend, MemoryBackend):
         return 1
     arr = backend.spec(0).array
