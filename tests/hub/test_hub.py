@@ -16,6 +16,7 @@ Proves, through the hub's proxy and with each user's own credentials:
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 import pytest
 import tifffile
-from hubkit import PASSWORD, Hub, HubError, http, start_hub
+from hubkit import PASSWORD, REPO, Hub, HubError, http, start_hub
 from uilab import CHROMIUM, CHROMIUM_ARGS, IMAGE_SIZE, PIXELS_AT, write_test_image
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(300)]
@@ -73,8 +74,10 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
 
 
 def _api(hub: Hub, owner: str, route: str, token: str | None, **params: Any) -> Any:
+    """GET ``{base_url}bioimnb/api/<route>`` (``../name``: ``{base_url}bioimnb/<name>``)."""
     query = urllib.parse.urlencode(params)
-    return http("GET", f"{hub.user_url(owner)}bioimnb/api/{route}?{query}", token)
+    path = route[3:] if route.startswith("../") else f"api/{route}"
+    return http("GET", f"{hub.user_url(owner)}bioimnb/{path}?{query}", token)
 
 
 def _bob_secrets(hub: Hub) -> list[bytes]:
@@ -85,6 +88,9 @@ def _bob_secrets(hub: Hub) -> list[bytes]:
 
 
 def test_each_user_reads_their_own_image(hub: Hub) -> None:
+    for user in USERS:
+        version = _api(hub, user, "../version", hub.token(user))
+        assert version.status == 200 and "version" in version.json(), version.body[:200]
     for user, image, channel in (("alice", ALICE_IMAGE, "Left"), ("bob", BOB_IMAGE, BOB_CHANNEL)):
         token = hub.token(user)
         info = _api(hub, user, "image", token, path=image)
@@ -97,17 +103,32 @@ def test_each_user_reads_their_own_image(hub: Hub) -> None:
         assert image in [e["name"] for e in listing.json()["entries"]]
 
 
-@pytest.mark.parametrize(
-    ("route", "params"),
-    [
-        ("image", {"path": BOB_IMAGE}),
-        ("tile", {"path": BOB_IMAGE, "level": 0, "tx": 0, "ty": 0}),
-        ("tile", {"path": BOB_IMAGE, "level": 0, "tx": 0, "ty": 0, "fmt": "raw"}),
-        ("ls", {"path": ""}),
-        ("values", {"path": BOB_IMAGE, "x": 1, "y": 1}),
-        ("histogram", {"path": BOB_IMAGE}),
-    ],
-)
+#: Every bioimnb route, with parameters that would answer bob's data to bob.
+ROUTES = [
+    ("image", {"path": BOB_IMAGE}),
+    ("tile", {"path": BOB_IMAGE, "level": 0, "tx": 0, "ty": 0}),
+    ("tile", {"path": BOB_IMAGE, "level": 0, "tx": 0, "ty": 0, "fmt": "raw"}),
+    ("ls", {"path": ""}),
+    ("values", {"path": BOB_IMAGE, "x": 1, "y": 1}),
+    ("histogram", {"path": BOB_IMAGE}),
+    ("thumbnail", {"path": BOB_IMAGE}),
+    ("facts", {"path": BOB_IMAGE}),
+    ("locations", {}),
+    ("formats", {}),
+    ("../version", {}),
+]
+
+
+def test_every_server_route_is_covered() -> None:
+    """A route added to the server extension must be added to ROUTES (and so be checked here)."""
+    source = "\n".join(p.read_text() for p in (REPO / "bioimnb" / "server").glob("*.py"))
+    served = set(re.findall(r'url_path_join\(api, "(\w+)"\)', source))
+    served |= {"../" + name for name in re.findall(r'url_path_join\(base_url, NAMESPACE, "(\w+)"\)', source)}
+    served.discard("../api")  # the prefix of the others
+    assert served and served <= {route for route, _ in ROUTES}, sorted(served - {r for r, _ in ROUTES})
+
+
+@pytest.mark.parametrize(("route", "params"), ROUTES, ids=[f"{r}-{i}" for i, (r, _) in enumerate(ROUTES)])
 def test_alice_cannot_reach_bobs_server(hub: Hub, route: str, params: dict[str, Any]) -> None:
     secrets = _bob_secrets(hub)
     for token in (hub.token("alice"), None):
