@@ -168,3 +168,24 @@ def test_convert_from_a_notebook_kernel(gateway: Gateway, cluster: Any, source: 
     assert result["blocks"] >= 1 and result["steps"] >= 1
     assert any("checksums" in c for c in result["checks"])
     np.testing.assert_array_equal(_level0(dest), data)
+
+
+def test_scan_on_gateway_cluster_equals_local_scan(cluster: Any, tmp_path: Path) -> None:
+    """``scan(..., scheduler=cluster)``: the headers are read on the cluster, the facts are those
+    of a local scan."""
+    from bioimnb.core.demo import make_demo_data
+
+    make_demo_data(tmp_path / "data", small=True)
+    (tmp_path / "data" / "broken.tif").write_bytes(b"not a TIFF at all")
+
+    def facts(**kwargs: Any) -> dict[str, tuple[Any, ...]]:
+        return {
+            Path(f.path).name: (f.kind, f.format, f.bytes, json.dumps(f.scenes, sort_keys=True), bool(f.error))
+            for f in bioimnb.scan(tmp_path / "data", cache=False, **kwargs)
+        }
+
+    before = _transitions(cluster)
+    remote = facts(scheduler=cluster)
+    assert _transitions(cluster) - before >= 4, "the scan did not run on the gateway cluster"
+    assert remote == facts(scheduler="threads")
+    assert remote["broken.tif"][-1] is True and remote["cells.ome.tif"][1] == "OME-TIFF"
