@@ -167,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large-mib", type=int, default=1024, help="size of the large file")
     parser.add_argument("--huge-gib", type=float, default=10.0, help="size of the sparse file of the memory run (0: skip)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--data", choices=["small", "large", "both"], default="both", help="which throughput runs")
     args = parser.parse_args(argv)
     if args.quick:
         args.files, args.large_mib, args.huge_gib, args.repeats = 200, 32, 0.0625, 1
@@ -226,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         for fn in tools.values():
             fn(tiny)
         for label, src in (("small", small), ("large", large)):
+            if args.data not in (label, "both"):
+                continue
             for _ in range(args.repeats):
                 for name, fn in tools.items():  # interleaved, so drifts hit every tool alike
                     dt = fn(src)
