@@ -189,3 +189,28 @@ def test_scan_on_gateway_cluster_equals_local_scan(cluster: Any, tmp_path: Path)
     assert _transitions(cluster) - before >= 4, "the scan did not run on the gateway cluster"
     assert remote == facts(scheduler="threads")
     assert remote["broken.tif"][-1] is True and remote["cells.ome.tif"][1] == "OME-TIFF"
+
+
+def test_scheduler_gateway_makes_and_shuts_down_its_own_cluster(
+    gateway: Gateway, source: tuple[Path, np.ndarray], tmp_path: Path
+) -> None:
+    """``scheduler="gateway"``: a new cluster from dask-gateway's config, adapting from one
+    worker, used for the job and shut down after it."""
+    import dask.config
+
+    src, data = source
+    client = gateway.client()
+    settings = {
+        "gateway.address": gateway.address,
+        "gateway.proxy-address": gateway.proxy_address,
+        "gateway.auth.type": "basic",
+        "gateway.auth.kwargs": {"username": "student", "password": gateway.password},
+        "bioimnb.gateway-max-workers": 1,
+    }
+    running = {c.name for c in client.list_clusters()}
+    with dask.config.set(settings):
+        report = bioimnb.convert(src, tmp_path / "own.ome.zarr", chunks=256, shards=256, scheduler="gateway")
+    assert report.written_blocks >= 32
+    np.testing.assert_array_equal(_level0(tmp_path / "own.ome.zarr"), data)
+    # No cluster of ours is left running.
+    assert {c.name for c in client.list_clusters()} <= running
