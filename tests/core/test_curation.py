@@ -28,12 +28,18 @@ import bioimnb  # noqa: E402
 from bioimnb.core.curation.changes import (  # noqa: E402
     OMERO_CLIENT_NS,
     InvalidField,
-    apply_changes,
     canonical_field,
     field_text,
     get_map,
 )
-from bioimnb.core.curation.edit import PROVENANCE_NS, EditSession, edit_history, revert, set_fields  # noqa: E402
+from bioimnb.core.curation.edit import (  # noqa: E402
+    PROVENANCE_NS,
+    EditSession,
+    apply_changes,
+    edit_history,
+    revert,
+    set_fields,
+)
 from bioimnb.core.curation.model import load, parse_document  # noqa: E402
 from bioimnb.core.curation.validate import semantic_problems, validate  # noqa: E402
 from bioimnb.core.errors import BioimnbError, CorruptFile, UnsupportedFormat  # noqa: E402

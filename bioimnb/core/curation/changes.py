@@ -27,7 +27,7 @@ is refused naming its field, and nothing of the list is applied.
 
 This module is the grammar (fields, aliases, value spellings) and the reading of key-value
 pairs; :mod:`bioimnb.core.curation.xmltree` applies a change list and computes diffs, on the
-document's XML.
+document's XML (:func:`bioimnb.core.curation.edit.apply_changes` does it for a model).
 """
 
 from __future__ import annotations
@@ -41,15 +41,13 @@ from typing import TYPE_CHECKING, Any
 from ..errors import BioimnbError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ome_types import OME
+    pass
 
 __all__ = [
     "OMERO_CLIENT_NS",
     "Change",
     "InvalidField",
-    "apply_changes",
     "canonical_field",
-    "diff_models",
     "get_map",
     "parse_assignments",
 ]
@@ -241,21 +239,6 @@ def _error_text(exc: Exception) -> str:
     return str(exc).splitlines()[0]
 
 
-def apply_changes(ome: OME, assignments: Iterable[tuple[str, Any]] | Iterable[str] | Mapping[str, Any]) -> tuple[OME, list[Change]]:
-    """A new model with every assignment applied, and the changes made; when any item is
-    invalid, :class:`InvalidField` names it (and the others) and nothing is applied.
-
-    The edits are made on the model's XML (:func:`bioimnb.core.curation.xmltree.apply_to_tree`,
-    the one implementation of applying a change list), then parsed back."""
-    from .model import parse_document
-    from .xmltree import apply_to_tree, parse_tree, tree_bytes
-
-    items = parse_assignments(assignments) if isinstance(assignments, Mapping) or not _is_pairs(assignments) else list(assignments)  # type: ignore[arg-type]
-    tree, changes = apply_to_tree(parse_tree(ome.to_xml(), "OME-XML"), items)
-    new, _, _ = parse_document(tree_bytes(tree), "OME-XML")
-    return new, [c for c in changes if c.old != c.new]
-
-
 def _is_pairs(items: Any) -> bool:
     if isinstance(items, (Mapping, str)):
         return False
@@ -286,13 +269,3 @@ def get_map(ome: Any, image_index: int = 0) -> list[tuple[str, str]]:
         return []
     return [(m.k or "", m.value) for m in ann.value.ms]
 
-
-# -- diff ------------------------------------------------------------------------------------
-
-
-def diff_models(old: OME, new: OME) -> list[Change]:
-    """Every value that differs between two models, as dotted ome-types paths (compared on
-    their XML by :func:`bioimnb.core.curation.xmltree.tree_diff`, the one diff)."""
-    from .xmltree import parse_tree, tree_diff
-
-    return tree_diff(parse_tree(old.to_xml(), "OME-XML"), parse_tree(new.to_xml(), "OME-XML"))

@@ -18,10 +18,10 @@ import copy
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import AccessDenied, BioimnbError, CorruptFile
-from .changes import PROVENANCE_NS, Change, diff_models, parse_assignments
+from .changes import PROVENANCE_NS, Change, _is_pairs, parse_assignments
 from .model import MetadataDocument, load, sidecar_path
 from .validate import ValidationReport, tree_schema_problems, validate_document
 from .xmltree import (
@@ -33,7 +33,10 @@ from .xmltree import (
     tree_diff,
 )
 
-__all__ = ["PROVENANCE_NS", "EditSession", "SaveResult", "carried_edits", "convert_with_edits", "edit_history", "revert", "set_fields"]
+if TYPE_CHECKING:  # pragma: no cover
+    from ome_types import OME
+
+__all__ = ["PROVENANCE_NS", "EditSession", "apply_changes", "diff_models", "SaveResult", "carried_edits", "convert_with_edits", "edit_history", "revert", "set_fields"]
 
 _MAX_RECORDED = 200
 
@@ -301,6 +304,29 @@ def _provenance_pairs(changes: list[Change]) -> list[tuple[str, str]]:
     if len(changes) > _MAX_RECORDED:
         pairs.append(("changed", f"... and {len(changes) - _MAX_RECORDED} more"))
     return pairs
+
+
+def apply_changes(ome: OME, assignments: Iterable[tuple[str, Any]] | Iterable[str] | Mapping[str, Any]) -> tuple[OME, list[Change]]:
+    """A new model with every assignment applied, and the changes made; when any item is
+    invalid, :class:`InvalidField` names it (and the others) and nothing is applied.
+
+    The edits are made on the model's XML (:func:`bioimnb.core.curation.xmltree.apply_to_tree`,
+    the one implementation of applying a change list), then parsed back."""
+    from .model import parse_document
+    from .xmltree import parse_tree
+
+    items = parse_assignments(assignments) if isinstance(assignments, Mapping) or not _is_pairs(assignments) else list(assignments)  # type: ignore[arg-type]
+    tree, changes = apply_to_tree(parse_tree(ome.to_xml(), "OME-XML"), items)
+    new, _, _ = parse_document(tree_bytes(tree), "OME-XML")
+    return new, [c for c in changes if c.old != c.new]
+
+
+def diff_models(old: OME, new: OME) -> list[Change]:
+    """Every value that differs between two models, as dotted ome-types paths (compared on
+    their XML by :func:`bioimnb.core.curation.xmltree.tree_diff`, the one diff)."""
+    from .xmltree import parse_tree
+
+    return tree_diff(parse_tree(old.to_xml(), "OME-XML"), parse_tree(new.to_xml(), "OME-XML"))
 
 
 def carried_edits(original: Any, edited: Any) -> list[tuple[str, Any]]:
