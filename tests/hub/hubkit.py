@@ -289,7 +289,7 @@ def _start_hub(
         while True:
             if proc.poll() is not None:
                 tail = _tail(log)
-                if "Address already in use" in tail:
+                if "address already in use" in tail.lower():  # the hub or its proxy
                     raise _PortTaken(tail)
                 raise HubError(f"JupyterHub exited with {proc.returncode}:\n{tail}")
             with contextlib.suppress(OSError):
