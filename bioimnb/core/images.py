@@ -354,6 +354,9 @@ def open_image(
         from .readers.memory import lookup
 
         return _open_backend_scene(lookup(source), scene, source=source)
+    given = [k for k, v in (("axes", axes), ("physical_size", physical_size), ("channel_names", channel_names), ("name", name)) if v is not None]
+    if given:
+        raise BioimnbError(os.fspath(source), f"{', '.join(given)} describe in-memory arrays; a file says its own (edit its metadata instead)")
     return open_resolved(resolve(source, root=root, **storage_options), scene, reader=reader)
 
 

@@ -331,3 +331,15 @@ def test_ome_tiff_from_an_array_reads_back_equal(tmp_path) -> None:
     assert back.channel_names == ["a", "b"] and back.physical_size.to_dict() == {"X": 0.2, "Y": 0.2, "Z": 1.5}
     np.testing.assert_array_equal(back.levels[0].compute()[0], a.transpose(1, 0, 2, 3))
     assert data.size == a.size
+
+
+def test_array_descriptions_are_refused_for_files(tmp_path) -> None:
+    path = tmp_path / "x.ome.tif"
+    tifffile.imwrite(path, _stack((64, 64)), ome=True)
+    for call in (
+        lambda: bioimnb.open_image(path, axes="YX"),
+        lambda: bioimnb.convert(path, tmp_path / "y.ome.zarr", axes="YX"),
+    ):
+        with pytest.raises(BioimnbError) as err:
+            call()
+        assert str(err.value) == f"{path}: axes describe in-memory arrays; a file says its own (edit its metadata instead)"

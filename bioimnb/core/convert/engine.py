@@ -189,6 +189,9 @@ def convert(
     memory = _memory_image(source, axes, physical_size, channel_names, name)
     if memory is None:
         source = os.fspath(source.source if isinstance(source, MultiscaleImage) else source)
+        given = [k for k, v in (("axes", axes), ("physical_size", physical_size), ("channel_names", channel_names), ("name", name)) if v is not None]
+        if given:
+            raise BioimnbError(source, f"{', '.join(given)} describe in-memory arrays; a file says its own (edit its metadata instead)")
     dest = os.fspath(dest)
     src_opts = dict(source_options if source_options is not None else storage_options)
     dst_opts = dict(dest_options if dest_options is not None else storage_options)
