@@ -19,8 +19,11 @@ def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     work = tmp_path / "notebooks"
     work.mkdir()
     shutil.copy(path, work / path.name)
-    # `!bioimnb ...` cells need the environment's scripts on PATH, as an activated env has.
-    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    # A beginner's kernel may not have the environment's scripts on PATH (`make lab`, a hub, a
+    # kernel registered from another shell): the notebooks' command-line cells must not need it.
+    env_bin = os.path.dirname(sys.executable)
+    dirs = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d and os.path.realpath(d) != os.path.realpath(env_bin)]
+    monkeypatch.setenv("PATH", os.pathsep.join(dirs))
     nb = nbformat.read(work / path.name, as_version=4)
     client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(work)}})
     client.execute()
