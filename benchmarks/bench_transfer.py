@@ -10,7 +10,8 @@ Measures, each run into a fresh prefix of one bucket:
 bioimnb computes a SHA-256 per file while streaming and checks the upload (the ETag against an
 MD5 of the same stream, single PUT or multipart); rclone computes an MD5 and compares it to the
 ETag (``--checksum`` makes it compare checksums rather than times); s3fs ``put`` checks nothing.
-Each tool uses its defaults for parallelism (bioimnb 16 streams, rclone 4 transfers, s3fs its
+Before every run the source is evicted from the page cache (each tool reads it from disk), and
+the order of the tools rotates from round to round.  Each tool uses its defaults for parallelism (bioimnb 16 streams, rclone 4 transfers, s3fs its
 asyncio batch).  Ratios are of median throughputs (higher: bioimnb faster).
 """
 
@@ -31,7 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from common import base_parser, median, print_machine, progress, ratio, table, timed  # noqa: E402
+from common import base_parser, evict, median, print_machine, progress, ratio, table, timed  # noqa: E402
 
 RCLONE = shutil.which("rclone") or "/usr/bin/rclone"
 
@@ -229,8 +230,12 @@ def main(argv: list[str] | None = None) -> int:
         for label, src in (("small", small), ("large", large)):
             if args.data not in (label, "both"):
                 continue
-            for _ in range(args.repeats):
-                for name, fn in tools.items():  # interleaved, so drifts hit every tool alike
+            for rnd in range(args.repeats):
+                names = list(tools)
+                names = names[rnd % len(names) :] + names[: rnd % len(names)]  # each tool goes first once
+                for name in names:  # interleaved, so drifts hit every tool alike
+                    fn = tools[name]
+                    evict([src])  # every run reads the source from disk, as a fresh acquisition is
                     dt = fn(src)
                     results.setdefault(label, {}).setdefault(name, []).append(dt)
                     progress(f"{label}: {name} {dt:.2f} s")
