@@ -63,7 +63,7 @@ export default {
 
 FIRST_PAGE = 200
 """Entries of the first storage page (shown as soon as it arrives)."""
-PAGE = 2000
+PAGE = 10_000
 """Entries of every further storage page."""
 MAX_ENTRIES = 1_000_000
 """Entries kept per folder; a larger folder is listed this far (the widget says so)."""
