@@ -262,6 +262,7 @@ def test_no_secret_in_saved_notebook_state_responses_or_traffic(
         f"options = json.load(open({str(creds)!r}))  # credentials from a file, never in the notebook\n"
         f'b = bioimnb.browse("s3://{s3_bucket}/", **options)\nb',
         "print(b.selected)",
+        f'c = bioimnb.browse("s3://{s3_bucket}/", endpoint_url={s3.endpoint_url!r})  # no credentials yet\nc',
     ]
     page, traffic = _open_notebook(lab, browser, "secrets.ipynb", cells)
     try:
@@ -280,6 +281,21 @@ def test_no_secret_in_saved_notebook_state_responses_or_traffic(
         _run(page, 1)
         page.wait_for_selector(f"{_cell(1)} >> text=/Selected\\(/")
         assert f"s3://{s3_bucket}/remote.ome.tif" in page.locator(_cell(1)).inner_text()
+        # The credentials form: refused first, then the key and secret typed into the widget.
+        page.wait_for_function(KERNEL_IDLE)
+        _run(page, 2)
+        other = _cell(2) + " .bioimnb-browser"
+        page.wait_for_selector(f"{other} .bioimnb-error:not(:empty)", timeout=90_000)
+        assert s3.secret not in page.locator(f"{other} .bioimnb-error").inner_text()
+        page.locator(f'{other} button[aria-label="Credentials"]').click()
+        page.locator(f'{other} input[aria-label="Access key"]').fill(s3.key)
+        page.locator(f'{other} input[aria-label="Secret key"]').fill(s3.secret)
+        page.locator(f'{other} button[aria-label="Use these credentials"]').click()
+        page.wait_for_selector(f'{other} .bioimnb-row[data-name="remote.ome.tif"]', timeout=90_000)
+        assert page.locator(f'{other} input[aria-label="Secret key"]').input_value() == ""
+        typed = [frame for frame in traffic.sent if s3.secret in frame]
+        assert len(typed) == 1 and '"credentials"' in typed[0]  # the form's one message to the kernel
+        traffic.sent.remove(typed[0])
         page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
         page.wait_for_function(
             "() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30_000
