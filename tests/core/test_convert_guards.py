@@ -170,7 +170,7 @@ def test_disk_full_is_one_line_output_stays_incomplete_and_resume_finishes(small
         with pytest.raises(BioimnbError) as info:
             convert(src, dest, chunks=64, shards=128, workers=1)
     msg = str(info.value)
-    assert msg == f"{dest}: writing the output failed (No space left on device); it is marked incomplete: fix that, then finish it with --resume"
+    assert msg == f"{dest}: writing the output failed (No space left on device); it is marked incomplete: fix that, then finish it with resume=True (--resume)"
     assert bioimnb.open_image(dest).status()["incomplete"] is True
     report = convert(src, dest, resume=True)
     assert report.resumed_blocks > 0

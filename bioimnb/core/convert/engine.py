@@ -133,7 +133,7 @@ def write_errors(dest: str) -> Iterator[None]:
         if exc.errno not in _WRITE_ERRNOS:
             raise
         why = exc.strerror or os.strerror(exc.errno or 0)
-        raise BioimnbError(dest, f"writing the output failed ({why}); it is marked incomplete: fix that, then finish it with --resume") from None
+        raise BioimnbError(dest, f"writing the output failed ({why}); it is marked incomplete: fix that, then finish it with resume=True (--resume)") from None
 
 
 # -- entry point ---------------------------------------------------------------------------------

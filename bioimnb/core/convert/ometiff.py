@@ -139,7 +139,7 @@ def convert_to_ome_tiff(
     if os.path.exists(work):
         state = zarr_state(work, {})
         if not opts.resume and not opts.overwrite:
-            raise BioimnbError(dst_res.url, f"an interrupted conversion left {work}; pass resume=True (--resume) to finish it or overwrite=True to start again")
+            raise BioimnbError(dst_res.url, f"an interrupted conversion left {work}; pass resume=True (--resume) to finish it or overwrite=True (--overwrite) to start again")
         if state is None:
             shutil.rmtree(work)
         stage.resume = state is not None

@@ -279,7 +279,7 @@ class ZarrRun:
                     raise SourceChanged(
                         self.source,
                         f"changed since the interrupted conversion (block {task.id} of level 0 differs from what was written); "
-                        "refusing to mix two versions: start again with --overwrite",
+                        "refusing to mix two versions: start again with overwrite=True (--overwrite)",
                     )
         except BaseException:
             executor.close(cancel=True)
@@ -307,8 +307,8 @@ class ZarrRun:
             total=total,
             source=self.dest,
             cancelled=ConversionCancelled,
-            interrupted_reason="interrupted; the output is marked incomplete, resume it with --resume",
-            cancelled_reason="cancelled; the output is marked incomplete, resume it with --resume",
+            interrupted_reason="interrupted; the output is marked incomplete, resume it with resume=True (--resume)",
+            cancelled_reason="cancelled; the output is marked incomplete, resume it with resume=True (--resume)",
         )
         runner.start = self.start
         try:
@@ -337,7 +337,7 @@ class ZarrRun:
             recorded = journal.get("inputs")
             why = changed(recorded, inputs) if recorded is not None else None
             if why is not None:
-                raise SourceChanged(self.source, f"changed since the interrupted conversion ({why}); refusing to resume: start again with --overwrite")
+                raise SourceChanged(self.source, f"changed since the interrupted conversion ({why}); refusing to resume: start again with overwrite=True (--overwrite)")
             level0 = sorted(k for k in done if k.split("/")[1:2] == ["0"])
             self.kept_ids = level0
             if RESUME_SAMPLE > 0:
