@@ -22,10 +22,12 @@ __all__ = [
     "DmpPanel",
     "Location",
     "MultiscaleImage",
+    "StudyForm",
     "TransferPanel",
     "__version__",
     "add_labels",
     "browse",
+    "completeness",
     "convert",
     "dmp",
     "edit_metadata",
@@ -64,6 +66,8 @@ _LAZY = {
     "TransferPanel": "bioimnb.widgets.transfer",
     "dmp": "bioimnb.core.dmp",
     "DmpPanel": "bioimnb.widgets.dmp",
+    "completeness": "bioimnb.core.curation.completeness",
+    "StudyForm": "bioimnb.widgets.rembi",
 }
 
 

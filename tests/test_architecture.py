@@ -98,3 +98,11 @@ def test_no_import_cycles_in_the_package():
             if imported.startswith("bioimnb") and graph.find_shortest_chain(importer=imported, imported=importer):
                 cycles.add(tuple(sorted((importer, imported))))
     assert all(_allowed_cycle(c) for c in cycles), sorted(c for c in cycles if not _allowed_cycle(c))
+
+
+def test_every_public_name_resolves():
+    import bioimnb
+
+    missing = [name for name in bioimnb.__all__ if not hasattr(bioimnb, name)]
+    assert missing == []
+    assert callable(bioimnb.completeness) and callable(bioimnb.dmp) and callable(bioimnb.transfer)
