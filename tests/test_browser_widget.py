@@ -312,3 +312,25 @@ def test_magics_help_browse_info_and_unknown(ip: Any, tmp_path: Path, capsys: An
     assert [r["name"] for r in shown.rows(0, 5)] == ["m.ome.tif"]
     with pytest.raises(UsageError, match="no such file"):
         ip.run_line_magic("bioim", f"info {tmp_path / 'missing.czi'}")
+
+
+def test_metadata_copy_and_dmp_actions_call_the_public_api(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    fixtures.ome_tiff_subifd(src / "m.ome.tif", scenes=1)
+    widget, _ = _browser(str(src))
+    widget.wait(30)
+    widget.select(["m.ome.tif"])
+    assert [a["name"] for a in widget.panel.actions] == ["preview", "convert", "metadata", "copy", "dmp"]
+    _msg(widget, {"type": "action", "name": "metadata"})
+    assert widget.error == "" and len(widget.output.children) == 2
+    _msg(widget, {"type": "action", "name": "copy"})
+    dest_field, button = widget.output.children[1], widget.output.children[2]
+    dest_field.value = str(tmp_path / "copy")
+    button.click()
+    assert widget.error == "", widget.error
+    copied = [p for p in (tmp_path / "copy").rglob("m.ome.tif")]
+    assert copied and copied[0].read_bytes() == (src / "m.ome.tif").read_bytes()
+    _msg(widget, {"type": "action", "name": "dmp"})
+    assert widget.error == "", widget.error
+    assert len(widget.output.children) == 2

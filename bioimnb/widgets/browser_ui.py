@@ -445,6 +445,8 @@ class Browser(w.VBox):
         return form
 
     def _call_action(self, action: str) -> None:
+        """Metadata, Copy to..., Add to DMP: the public API's functions on the selection (what
+        they return is shown below the listing)."""
         import bioimnb
 
         api, label = ACTIONS[action]
@@ -459,23 +461,29 @@ class Browser(w.VBox):
         try:
             if action == "metadata":
                 name, source = self._focused_source(None)
-                shown = func(source, **options)
-                self.output.children = tuple(x for x in (self._title(f"{label}: {name}"), shown) if isinstance(x, w.Widget))
+                self.output.children = (self._title(f"{label}: {name}"), _shown(func(source, **options)))
                 return
             sources = [s.url for s in self.selected]
             if not sources:
                 raise BioimnbError(self.url, "select something first")
-            dest = w.Text(description="To" if action == "copy" else "Plan", layout=w.Layout(width="70%"))
+            if action == "dmp":
+                plan = func(sources, storage_options=options)
+                self.output.children = (self._title(f"{label}: {len(sources)} selected"), _shown(plan))
+                return
+            dest = w.Text(description="To folder", placeholder="folder, s3://bucket/prefix/, ...", layout=w.Layout(width="70%"))
             go = w.Button(description=label, button_style="primary")
 
             def run(_: Any) -> None:
                 try:
-                    result = func(sources if len(sources) > 1 else sources[0], dest.value.strip(), **options) if action == "copy" else func(sources, **options)
-                except Exception as exc:  # noqa: BLE001
+                    target = dest.value.strip()
+                    if not target:
+                        raise BioimnbError(self.url, "give a destination")
+                    # A list: every selected entry lands inside the destination folder.
+                    report = func(list(sources), target, src_options=options)
+                except Exception as exc:  # noqa: BLE001 - shown in the widget
                     self._fail(exc, sources[0])
                     return
-                if isinstance(result, w.Widget):
-                    self.output.children = (*self.output.children, result)
+                self.output.children = (*self.output.children, _shown(report))
 
             go.on_click(run)
             self.output.children = (self._title(f"{label}: {len(sources)} selected"), dest, go)
@@ -686,6 +694,18 @@ class Browser(w.VBox):
                 self.set_credentials(protocol="s3", **fields)
         except Exception as exc:  # noqa: BLE001 - never a traceback into the kernel's log
             self._fail(exc, self.url)
+
+
+def _shown(value: Any) -> w.Widget:
+    """``value`` as a widget: itself if it is one, else its rich display in an output area."""
+    if isinstance(value, w.Widget):
+        return value
+    out = w.Output()
+    with out:
+        from IPython.display import display
+
+        display(value)
+    return out
 
 
 def _reason(exc: BaseException, source: str, whole: bool = False) -> str:
