@@ -353,13 +353,12 @@ def aggregate(
 # --------------------------------------------------------------------------------------------
 
 
-def default_completeness(facts: list[ImageFacts]) -> dict[str, Any] | None:
-    """The curation module's metadata completeness summary, when that module has it."""
-    try:
-        from ..curation.completeness import summarize
-    except ImportError:
-        return None
-    return dict(summarize(facts))
+def default_completeness(facts: list[ImageFacts], root: str | None = None) -> dict[str, Any] | None:
+    """The curation module's metadata completeness summary (``root``: what relative paths of
+    facts scanned under a root are relative to, so the folders' REMBI sidecars apply)."""
+    from ..curation.completeness import summarize
+
+    return dict(summarize(facts, root=root))
 
 
 def _local_mtime(root: str | None) -> Callable[[ImageFacts], dt.datetime | None]:
@@ -554,7 +553,7 @@ def gather(
                 return stamper(f)
         return None
 
-    summary: Any = default_completeness if completeness == "auto" else completeness
+    summary: Any = (lambda found: default_completeness(found, root_text)) if completeness == "auto" else completeness
     def source_of(f: ImageFacts) -> str:
         i = index.get(id(f), -1)
         return next((names[k] for k, (lo, hi, _) in enumerate(stampers) if lo <= i < hi), names[0])
