@@ -52,10 +52,16 @@ java:
 
 # The lab runs on a git-ignored copy of the notebooks (workshop/): what students run, save and
 # write there never dirties the checkout; an existing copy is kept (cp -n), with its edits.
+# Running the notebooks writes data/ and converted/ (git-ignored) and saves outputs into the
+# notebooks: in a git checkout, a clean filter (tools/nbstrip.py, named in .gitattributes) keeps
+# outputs, execution counts and widget state out of git, so a notebook that was only run shows
+# as unchanged.
 lab: install java
-	mkdir -p workshop && cp -n notebooks/*.ipynb workshop/
-	$(BIN)/bioimnb demo workshop/data
-	$(BIN)/jupyter lab --notebook-dir=workshop $(ROOT_FLAG)
+	$(BIN)/bioimnb demo notebooks/data
+	@if git rev-parse --git-dir >/dev/null 2>&1; then \
+	  git config filter.bioimnb-notebook.clean "'$(CURDIR)/$(BIN)/python' '$(CURDIR)/tools/nbstrip.py'"; \
+	  git config filter.bioimnb-notebook.smudge cat; fi
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG)
 
 lint:
 	$(BIN)/ruff check bioimnb tests benchmarks
