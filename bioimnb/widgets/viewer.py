@@ -11,6 +11,12 @@ kernel answers other messages while pixels are read.
 
 Synced state holds no storage URL and no credential: ``info["source"]`` is the display name
 (the file or folder name) and everything else is geometry, channel names and contrast.
+
+Notebooks that travel: a displayed viewer's output also holds a still picture of its view
+(``image/png``, at most 512 px, rendered in the kernel by :mod:`bioimnb.core.tiles.snapshot`)
+and a one-line caption (``text/plain``), which readers without a kernel (nbviewer, git hosts,
+nbconvert HTML) show instead of the widget.  Until a browser draws the viewer (a headless run),
+cells that change the view update that picture, so the saved notebook shows the last view.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ import traitlets
 from ..core.errors import BioimnbError, display_source
 from ..core.images import MultiscaleImage, open_image
 from ..core.tiles import ChannelView, TileRenderer, ViewState, channel_dtype
+from ..core.tiles.snapshot import SCREEN_WIDTH, SNAPSHOT_EDGE, Snapshot, snapshot
+from ._snapshot import Republisher, with_static
 
 __all__ = ["Viewer", "view"]
 
@@ -112,6 +120,7 @@ class Viewer(anywidget.AnyWidget):
         self._cancelled: OrderedDict[str, None] = OrderedDict()
         self._from_browser = False
         self._cancel_lock = threading.Lock()
+        self._republisher = Republisher(self._static_bundle)
         if isinstance(view, ViewState):
             view = view.to_dict()
         given = dict(view or {})
@@ -229,10 +238,12 @@ class Viewer(anywidget.AnyWidget):
         view["channels"] = [c for c in view.get("channels", []) if int(c.get("index", 0)) < n_channels] or info["default_view"]["channels"]
         self.info = info
         self.view = view
+        self._republisher.changed()  # the image or its labels changed even if the view did not
         self.send({"type": "refresh", "view": dict(self.view)})
 
     def close(self) -> None:
         super().close()
+        self._republisher.close()
         if self._own_image:
             self._image.close()
 
@@ -245,6 +256,68 @@ class Viewer(anywidget.AnyWidget):
             )
         except Exception:  # noqa: BLE001 - repr must never raise
             return f"<bioimnb Viewer {self._name!r}>"
+
+    # -- the still picture (notebooks that travel) -------------------------------------------
+
+    def snapshot(self, max_edge: int = SNAPSHOT_EDGE) -> Snapshot:
+        """A still picture of the current view (at most ``max_edge`` px a side) on a screen of
+        the viewer's ``height`` and :data:`~bioimnb.core.tiles.snapshot.SCREEN_WIDTH` px; see
+        :func:`bioimnb.core.tiles.snapshot.snapshot`."""
+        view = dict(self.view)
+        opacity = view.get("label_opacity")
+        return snapshot(
+            self._renderer,
+            view,
+            width=SCREEN_WIDTH,
+            height=self.height,
+            max_edge=max_edge,
+            label_opacity=0.5 if opacity is None else float(opacity),
+        )
+
+    def _caption(self, shot: Snapshot | None, reason: str = "") -> str:
+        info = self.info
+        scene = int(self.view.get("scene", 0))
+        if shot is None:
+            return f"bioimnb viewer: {self._name}, scene {scene} (no still picture: {reason})"
+        parts = [f"bioimnb viewer: {self._name}", f"scene {shot.scene}"]
+        if int(info.get("size_t", 1)) > 1:
+            parts.append(f"t {shot.t}")
+        if int(info.get("size_z", 1)) > 1:
+            parts.append(f"z {shot.z}")
+        parts.append(f"level {shot.level}")
+        if not shot.whole:
+            x0, y0, x1, y1 = shot.region
+            parts.append(f"x {x0:.0f}-{x1:.0f}, y {y0:.0f}-{y1:.0f}")
+        if shot.labels:
+            parts.append("labels " + " ".join(shot.labels))
+        parts.append(f"{shot.width} x {shot.height} px")
+        return ", ".join(parts)
+
+    def _static_bundle(self, bundle: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The widget's mime bundle with the still picture and its caption."""
+        if bundle is None:
+            bundle = super()._repr_mimebundle_()
+        try:
+            shot = self.snapshot()
+            png = shot.png()
+        except Exception as exc:  # noqa: BLE001 - a missing picture must not hide the widget
+            return with_static(bundle, caption=self._caption(None, self._describe(exc)))
+        return with_static(
+            bundle, caption=self._caption(shot), png=png, size=(shot.width, shot.height)
+        )
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:  # closed
+            return None
+        return self._static_bundle(bundle)
+
+    def _ipython_display_(self) -> None:
+        # Displayed with a display id, so a headless run can update the picture after cells
+        # that change the view (see bioimnb.widgets._snapshot.Republisher).
+        if self._view_name is None:  # closed: nothing to show
+            return
+        self._republisher.display()
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -274,6 +347,7 @@ class Viewer(anywidget.AnyWidget):
     def set_state(self, sync_data: dict[str, Any]) -> None:
         # The browser's view is the one it shows, even just after a scene change.
         self._from_browser = True
+        self._republisher.seen()
         try:
             super().set_state(sync_data)
         finally:
@@ -295,6 +369,8 @@ class Viewer(anywidget.AnyWidget):
 
     @traitlets.observe("view")
     def _view_changed(self, change: dict[str, Any]) -> None:
+        if not self._from_browser:
+            self._republisher.changed()
         scene = change["new"].get("scene")
         if scene is not None and scene != self.info.get("scene"):
             with contextlib.suppress(BioimnbError):  # the browser shows that scene's error
@@ -315,6 +391,7 @@ class Viewer(anywidget.AnyWidget):
     # -- messages from the browser -------------------------------------------------------------
 
     def _on_msg(self, _widget: Any, content: dict[str, Any], _buffers: list[bytes]) -> None:
+        self._republisher.seen()  # a browser draws this viewer
         kind = content.get("type")
         if kind == "cancel":
             with self._cancel_lock:
