@@ -324,9 +324,13 @@ class _Context:
         if self.existing is not None:
             return self.existing.get(path)
         with storage_errors(self.dst.url):
-            if not self.dst.fs.exists(path):
+            try:
+                info = dict(self.dst.fs.info(path))
+            except FileNotFoundError:
                 return None
-            return dict(self.dst.fs.info(path))
+        if info.get("type") == "directory":
+            return {"size": -1, "blocked": True}
+        return info
 
     def matches(self, rel: str, info: dict[str, Any], d: Digests) -> bool:
         """Whether the destination file holds exactly the bytes hashed into ``d``."""
@@ -752,7 +756,9 @@ def transfer(
 
     journal = Journal(_journal_home(dst_res, top), JOURNAL_FOLDER if dst_res.local else "journal")
     ctx = _Context(src_res, dst_res, root, journal.base if dst_res.local else os.path.join(journal.res.path, "journal"), overwrite, verify)
-    if not dst_res.local:
+    if not dst_res.local and (kind != "file" or bag):
+        # one listing for a folder's worth of files; a single file asks for its own key only
+        # (listing its parent could mean listing a whole bucket)
         ctx.existing = _list_existing(dst_res, root)
     for raw in journal.load().values():
         try:
