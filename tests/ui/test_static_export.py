@@ -163,3 +163,51 @@ def test_exported_notebook_shows_the_viewer_pictures(
             px[min(h - 1, int(fy * h)), min(w - 1, int(fx * w))].tolist() for fx, fy in POINTS
         ]
         assert f["samples"] == expected  # Chromium decodes the very pixels the kernel rendered
+
+
+def test_run_all_in_jupyterlab_keeps_one_live_viewer(lab: Any, browser: Any) -> None:
+    """JupyterLab's "Run All" sends every cell before the browser draws the viewer, so the
+    kernel updates the viewer's output after the cell that moves the view: the output still
+    shows ONE live viewer, at the view the later cell set, and the saved notebook's picture
+    is that view."""
+    from uilab import write_notebook
+
+    write_notebook(
+        lab.root / "travel.ipynb",
+        [
+            'import bioimnb\nv = bioimnb.view("img.ome.tif")\nv',
+            "v.go_to(512, 1024, zoom=0.5)",
+            'print("DONE", v.view["zoom"])',
+        ],
+    )
+    page = browser.new_page()
+    try:
+        page.goto(f"{lab.url}lab/tree/travel.ipynb")
+        page.wait_for_selector(".jp-Notebook .jp-Cell .jp-InputArea-editor")
+        page.wait_for_function(
+            "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+            " const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;"
+            " return !!k && k.status === 'idle'; }",
+            timeout=60_000,
+        )
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        last = page.locator(".jp-Notebook .jp-Cell").nth(2).locator(".jp-OutputArea-output")
+        last.first.wait_for()
+        assert "DONE 0.5" in last.first.inner_text()
+        first = page.locator(".jp-Notebook .jp-Cell").nth(0)
+        page.wait_for_selector('.jp-OutputArea-output .bioimnb-viewer[data-complete="true"]')
+        page.wait_for_timeout(1500)  # let a late second view (if any) appear
+        assert first.locator(".bioimnb-viewer").count() == 1
+        assert first.locator(".jp-OutputArea-output").count() == 1
+        data = first.locator(".bioimnb-viewer").evaluate("el => ({...el.dataset})")
+        assert float(data["zoom"]) == 0.5 and float(data["centerX"]) == 512
+        # what JupyterLab would save: the output holds the widget and the picture of that view
+        saved = page.evaluate(
+            "() => window.jupyterapp.shell.currentWidget.content.model.cells.get(0).toJSON().outputs"
+        )
+        assert len(saved) == 1 and WIDGET in saved[0]["data"]
+        assert saved[0]["data"]["text/plain"].startswith(
+            "bioimnb viewer: img.ome.tif, scene 0, level 1, x 0-1"
+        )
+    finally:
+        page.close()
