@@ -182,3 +182,36 @@ def test_headless_run_stores_the_last_view(quad: Path, tmp_path: Path) -> None:
     assert (px[:, :256] == RED).all() and (px[:, 256:] == BLACK).all()
     assert outs[0].metadata["image/png"] == {"width": 512, "height": 333}
     assert not saved.cells[1].outputs  # the update went to the viewer's output, not a new one
+
+
+def test_convert_panel_output_holds_its_final_state(quad: Path, tmp_path: Path) -> None:
+    """A ConvertPanel displayed headless: its output's text and static HTML end at "done" with
+    the report (updated after the cell that waited), and a failed one shows its error line."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            f"import bioimnb\npanel = bioimnb.ConvertPanel({str(quad)!r}, {str(tmp_path / 'q.ome.zarr')!r})\n"
+            "panel.start()\npanel"
+        ),
+        nbformat.v4.new_code_cell("report = panel.wait()\nprint(report.format)"),
+        nbformat.v4.new_code_cell(
+            f"bad = bioimnb.ConvertPanel({str(tmp_path / 'missing.tif')!r}, {str(tmp_path / 'm.ome.zarr')!r})\n"
+            "bad.start()\nbad._thread.join()\nbad"
+        ),
+    ]
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    (out,) = nb.cells[0].outputs
+    assert WIDGET in out.data
+    assert out.data["text/plain"].startswith(
+        f"bioimnb convert: {quad} -> {tmp_path / 'q.ome.zarr'}: "
+    )
+    assert " done in " in out.data["text/plain"] and out.data["text/plain"].count("\n") == 0
+    html = out.data["text/html"]
+    assert "<b>Convert</b>" in html and "<li>" in html and 'value="1.000"' in html
+    (bad,) = nb.cells[2].outputs
+    text = bad.data["text/plain"]
+    assert text.startswith(f"bioimnb convert: {tmp_path / 'missing.tif'} -> ")
+    assert text.endswith(
+        f"m.ome.zarr: \u26a0 {tmp_path / 'missing.tif'}: no such file or directory"
+    )
+    assert "bioimnb-convert-error" in bad.data["text/html"]

@@ -8,6 +8,11 @@ while and reports no blocks), then the report, or the error in full (wrapped, st
 error).  The Cancel button is only there while the conversion runs.  ``note`` is a line under
 the title, e.g. how the run relates to the notebook cell (``%bioim convert`` says whether the
 cell waits or the run continues in the background).
+
+Where no widget can be drawn (nbviewer, git hosts, an nbconvert HTML export) the panel's output
+shows its state as static HTML (title, status line, report) and one line of text; once the
+conversion ends, the output is updated after the running (or next) cell, so a saved notebook
+holds the final state, also when run headless.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import ipywidgets as w
 
 from ..core.convert import ConversionReport, Progress, convert
 from ..core.errors import BioimnbError, display_source
+from ._snapshot import Republisher, with_static
 
 __all__ = ["ConvertPanel"]
 
@@ -51,8 +57,9 @@ class ConvertPanel(w.VBox):
         """``ready``, ``running``, ``verifying``, ``cancelling``, ``done``, ``cancelled`` or ``failed``."""
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
-        src = html.escape(display_source(getattr(source, "source", source)))
-        dst = html.escape(display_source(dest))
+        self._republisher = Republisher(self._static_bundle)
+        self._names = (display_source(getattr(source, "source", source)), display_source(dest))
+        src, dst = (html.escape(name) for name in self._names)
         self.title = w.HTML(
             f'<div style="{_WRAP}"><b>Convert</b> <code>{src}</code> &rarr; <code>{dst}</code></div>',
             layout=w.Layout(width="100%"),
@@ -71,6 +78,29 @@ class ConvertPanel(w.VBox):
             layout=w.Layout(width="100%", max_width="100%"),
         )
         self.add_class("bioimnb-convert")
+
+    # -- the static rendition (notebooks that travel) ----------------------------------------
+    def _static_bundle(self, bundle: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The widget's mime bundle with the panel's state as text and as static HTML."""
+        if bundle is None:
+            bundle = super()._repr_mimebundle_()
+        src, dst = self._names
+        caption = f"bioimnb convert: {src} -> {dst}: {' '.join(self.status_text.split())}"
+        bar = f'<progress value="{self.bar.value:.3f}" max="1" style="width: 60%"></progress>'
+        page = "".join(
+            [self.title.value, self.note.value, bar, self.status.value, self.result.value]
+        )
+        return with_static(bundle, caption=caption, html=f'<div class="bioimnb-convert">{page}</div>')
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        return None if bundle is None else self._static_bundle(bundle)
+
+    def _ipython_display_(self) -> None:
+        # With a display id: a headless run updates the output after cells that changed the
+        # panel (bioimnb.widgets._snapshot.Republisher), so the saved notebook shows the end.
+        if self._view_name is not None:
+            self._republisher.display()
 
     # -- display helpers -------------------------------------------------------------------
     @staticmethod
@@ -169,3 +199,5 @@ class ConvertPanel(w.VBox):
         finally:
             self.cancel_button.disabled = True
             self.cancel_button.layout.display = "none"  # nothing left to cancel
+            # the saved output of a headless run shows the end (one update, not one per block)
+            self._republisher.changed()
