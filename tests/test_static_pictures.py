@@ -215,3 +215,18 @@ def test_convert_panel_output_holds_its_final_state(quad: Path, tmp_path: Path) 
         f"m.ome.zarr: \u26a0 {tmp_path / 'missing.tif'}: no such file or directory"
     )
     assert "bioimnb-convert-error" in bad.data["text/html"]
+
+
+def test_browser_output_holds_a_static_listing(quad: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "shown"
+    folder.mkdir()
+    (folder / "quad.ome.tif").write_bytes(quad.read_bytes())
+    (folder / "<i>odd&.txt").write_text("x" * 2048)
+    (folder / "sub").mkdir()
+    data, _ = bioimnb.browse(folder)._repr_mimebundle_()
+    assert WIDGET in data
+    assert data["text/plain"] == f"bioimnb browser: {folder}, 3 entries"
+    html = data["text/html"]
+    assert "<td>quad.ome.tif</td><td>image</td><td>OME-TIFF</td>" in html
+    assert "<td>&lt;i&gt;odd&amp;.txt</td><td>file</td><td></td><td>2.0 KiB</td>" in html
+    assert "<td>sub</td><td>folder</td>" in html

@@ -23,7 +23,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Republisher", "png_entry", "with_static"]
+__all__ = ["Republisher", "listing_static", "png_entry", "with_static"]
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
@@ -140,3 +140,65 @@ class Republisher:
             shell, callback = hooked
             with contextlib.suppress(ValueError):  # already gone
                 shell.events.unregister("post_execute", callback)
+
+
+#: A browser's static rendition: at most this many rows (no thumbnails: reading images would
+#: delay the live widget's first display).
+LISTING_ROWS = 50
+#: How long a display waits for a folder's listing to arrive before drawing what it has.
+LISTING_WAIT_S = 1.0
+
+
+def _size(value: Any) -> str:
+    if not isinstance(value, int):
+        return ""
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return ""  # pragma: no cover
+
+
+def listing_static(browser: Any, bundle: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The storage browser's bundle with a static rendition of its listing: ``text/html`` (a
+    table of the first :data:`LISTING_ROWS` rows) and a
+    ``text/plain`` caption.  ``browser`` is a :class:`bioimnb.widgets.browser_ui.Browser`
+    (``url``, ``wait``, ``rows``); the listing is waited for at most
+    :data:`LISTING_WAIT_S` (it arrives in the background)."""
+    import html
+
+    from ..core.errors import display_source
+
+    try:
+        with contextlib.suppress(TimeoutError):
+            browser.wait(LISTING_WAIT_S)
+        rows = list(browser.rows(0, LISTING_ROWS))
+        total = int(getattr(browser.panel, "total", len(rows)))
+    except Exception as exc:  # noqa: BLE001 - a missing table must not hide the widget
+        where = display_source(str(getattr(browser, "url", "")))
+        return with_static(bundle, caption=f"bioimnb browser: {where} (no listing: {exc})")
+    where = display_source(str(browser.url))
+    caption = f"bioimnb browser: {where}, {total} entries"
+    cells = []
+    for row in rows:
+        cells.append(
+            "<tr>"
+            + "".join(
+                f"<td>{part}</td>"
+                for part in (
+                    html.escape(str(row.get("name", ""))),
+                    html.escape(str(row.get("kind") or "")),
+                    html.escape(str(row.get("format") or "")),
+                    _size(row.get("size")),
+                )
+            )
+            + "</tr>"
+        )
+    more = f"<p>... {total - len(rows)} more</p>" if total > len(rows) else ""
+    page = (
+        f'<div class="bioimnb-browser-static"><p><b>bioimnb browser</b> <code>{html.escape(where)}</code>'
+        f" ({total} entries)</p><table><thead><tr><th>name</th><th>kind</th><th>format</th>"
+        f"<th>size</th></tr></thead><tbody>{''.join(cells)}</tbody></table>{more}</div>"
+    )
+    return with_static(bundle, caption=caption, html=page)

@@ -65,4 +65,6 @@ class BrowsableLocation(Location):
         return self.widget.selected
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
-        return self.widget._repr_mimebundle_(include=include, exclude=exclude)
+        from ._snapshot import listing_static  # a static listing where no widget is drawn
+
+        return listing_static(self.widget, self.widget._repr_mimebundle_(include=include, exclude=exclude))
