@@ -53,7 +53,7 @@ POINTS = [(i / 11 + 0.02, j / 7 + 0.03) for i in range(11) for j in range(7)]
 def _execute(path: Path) -> Any:
     nb = nbformat.read(path, as_version=4)
     # Widget state is not stored, as JupyterLab saves a notebook by default ("Save Widget State
-    # Automatically" off); with it, nbconvert prefers the live widget (see docs/viewer-static.md).
+    # Automatically" off); with it, nbconvert prefers the live widget (see docs/notebooks-that-travel.md).
     client = NotebookClient(
         nb,
         timeout=300,
