@@ -230,3 +230,21 @@ def test_browser_output_holds_a_static_listing(quad: Path, tmp_path: Path) -> No
     assert "<td>quad.ome.tif</td><td>image</td><td>OME-TIFF</td>" in html
     assert "<td>&lt;i&gt;odd&amp;.txt</td><td>file</td><td></td><td>2.0 KiB</td>" in html
     assert "<td>sub</td><td>folder</td>" in html
+
+
+def test_no_update_once_a_browser_draws_the_viewer(quad: Path) -> None:
+    """Once the browser has talked to the viewer (it draws it), later view changes leave the
+    output alone: re-publishing it would make JupyterLab draw the widget anew under the user."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            f"import bioimnb\nv = bioimnb.view({str(quad)!r}, view={{'channels': {CHANNELS!r}}})\nv"
+        ),
+        # what the viewer's front end sends first: an info request (as a comm message would)
+        nbformat.v4.new_code_cell("v._on_msg(v, {'type': 'info', 'id': 'first', 'scene': 0}, [])"),
+        nbformat.v4.new_code_cell("v.go_to(1024, 1024, zoom=1.0)"),
+    ]
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    (out,) = nb.cells[0].outputs
+    assert out.data["text/plain"] == "bioimnb viewer: quad.ome.tif, scene 0, level 2, 512 x 512 px"
+    assert WIDGET in out.data
