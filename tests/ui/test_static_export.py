@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import pytest
 from nbclient import NotebookClient
 from nbconvert import HTMLExporter
 from PIL import Image
-from uilab import CHROMIUM, CHROMIUM_ARGS, REPO
+from uilab import REPO
 
 WIDGET = "application/vnd.jupyter.widget-view+json"
 
@@ -79,33 +78,6 @@ def _decode(b64: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGBA"))
 
 
-@pytest.fixture(scope="module")
-def chromium(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)) and not shutil.which(
-        CHROMIUM
-    ):
-        pytest.fail(
-            f"Chromium not found at {CHROMIUM}: install Debian's chromium package", pytrace=False
-        )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1200, "height": 900},
-        )
-        context.set_default_timeout(30_000)
-        # an exported page asks CDNs for require.js, MathJax and the widget manager: no network
-        context.route("http*://**/*", lambda route: route.abort())
-        try:
-            yield context
-        finally:
-            context.close()
-
-
 NOTEBOOKS = {
     "03-preview.ipynb": [
         # the first viewer was moved and recoloured by a later cell: its picture is that view
@@ -124,7 +96,7 @@ NOTEBOOKS = {
 
 @pytest.mark.parametrize("name", list(NOTEBOOKS))
 def test_exported_notebook_shows_the_viewer_pictures(
-    name: str, tmp_path: Path, chromium: Any
+    name: str, tmp_path: Path, browser: Any
 ) -> None:
     work = tmp_path / "notebooks"
     work.mkdir()
@@ -142,7 +114,9 @@ def test_exported_notebook_shows_the_viewer_pictures(
     page_path = work / (name + ".html")
     page_path.write_text(html, encoding="utf-8")
 
-    page = chromium.new_page()
+    page = browser.new_page()  # Debian's Chromium (tests/ui/conftest.py)
+    # an exported page asks CDNs for require.js, MathJax and the widget manager: no network
+    page.route("http*://**/*", lambda route: route.abort())
     try:
         page.goto(page_path.as_uri(), wait_until="load")
         found = page.evaluate(READ_IMAGES, POINTS)
