@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 
 _ASSOCIATED = {"thumbnail", "label", "macro", "map", "overview"}
 
+_WHOLE_REMOTE_FILE = 2 * 2**20
+"""Remote TIFFs up to this size are fetched as one block (one request)."""
+
 class _Capture(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
@@ -296,9 +299,11 @@ class TiffBackend(Backend):
                 else:
                     # Blocks of 1 MiB, a few kept: a pyramid's IFDs are spread through the file
                     # and read back and forth (one block re-fetched per jump with read-ahead);
-                    # the known size saves the HEAD request.
+                    # the known size saves the HEAD request.  A file of up to 2 MiB is one
+                    # block: its IFDs usually sit at both ends, so one request instead of two.
+                    block = size if size and size <= _WHOLE_REMOTE_FILE else 2**20
                     self._fh = res.fs.open(
-                        res.path, "rb", block_size=2**20, cache_type="blockcache",
+                        res.path, "rb", block_size=block, cache_type="blockcache",
                         cache_options={"maxblocks": 8}, size=size or None,
                     )
                     if size and getattr(self._fh, "_details", False) is None:
