@@ -171,6 +171,13 @@ def test_thumbnails_and_facts_of_s3_images(s3: Any, bucket: str, listed: tuple[B
     facts = widget.panel.facts
     assert facts["format"] == "OME-TIFF" and facts["scenes"][0]["shape"] == [1, 2, 1, 600, 800]
     assert facts["incomplete"] is False and facts["error"] is None
+    # The metadata completeness of the selected image, as the curation module assesses it.
+    from bioimnb.core.curation.completeness import assess
+    from bioimnb.core.facts import image_facts
+
+    want = assess(image_facts(f"s3://{bucket}/many/cells.ome.tif", **s3.storage_options))
+    assert want["missing"], "the test image lacks some metadata (an objective, a date...)"
+    assert facts["completeness"] == f"{100 * want['score']:.0f} % (missing: {', '.join(want['missing'])})"
     assert {a["name"] for a in widget.panel.actions} >= {"preview", "convert"}
 
 

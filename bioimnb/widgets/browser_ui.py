@@ -122,6 +122,16 @@ def _summary(img: MultiscaleImage) -> dict[str, Any]:
     }
 
 
+def _completeness_line(facts: Any) -> str:
+    """The image's metadata completeness (the curation module's minimum) as one line."""
+    from ..core.curation.completeness import assess
+
+    result = assess(facts)
+    missing = result["missing"]
+    text = f"{100 * result['score']:.0f} %"
+    return f"{text} (missing: {', '.join(missing)})" if missing else f"{text} (complete)"
+
+
 def _row(index: int, e: Entry, summary: dict[str, Any] | None) -> dict[str, Any]:
     row = {
         "i": index,
@@ -638,7 +648,9 @@ class Browser(w.VBox):
             return
 
         def work() -> None:
-            facts = image_facts(location.source(name), **location.storage_options).to_dict()
+            found = image_facts(location.source(name), **location.storage_options)
+            facts = found.to_dict()
+            facts["completeness"] = _completeness_line(found)
             facts["path"] = display_source(facts["path"])
             facts["name"] = name
             facts["loading"] = False

@@ -112,6 +112,7 @@ export function factsTable(facts: Record<string, unknown>): HTMLTableElement {
   add('acquired', facts.acquired);
   add('instrument', facts.instrument);
   add('objective', facts.objective);
+  add('metadata completeness', facts.completeness);
   if (facts.loading) {
     add('', 'reading the headers…');
   }
