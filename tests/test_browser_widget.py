@@ -152,7 +152,7 @@ def test_thumbnails_and_facts_of_s3_images(s3: Any, bucket: str, listed: tuple[B
     widget, sent = listed
     _msg(widget, {"type": "thumb", "name": "cells.ome.tif"})
     reply, buffers = sent.wait(lambda m: m.get("type") == "thumb" and m.get("name") == "cells.ome.tif")
-    assert reply["summary"] == {"dims": "800 x 600", "levels": 3, "channels": 2, "dtype": "uint16", "scenes": 1}
+    assert reply["summary"] == {"dims": "800 x 600", "levels": 3, "channels": 2, "dtype": "uint16", "scenes": 1, "completeness": reply["summary"]["completeness"]}
     png = imagecodecs.png_decode(buffers[0])
     # From the coarsest level (200 x 150), reduced to at most 128 a side.
     assert png.shape == (75, 100, 4)
@@ -178,6 +178,11 @@ def test_thumbnails_and_facts_of_s3_images(s3: Any, bucket: str, listed: tuple[B
     want = assess(image_facts(f"s3://{bucket}/many/cells.ome.tif", **s3.storage_options))
     assert want["missing"], "the test image lacks some metadata (an objective, a date...)"
     assert facts["completeness"] == f"{100 * want['score']:.0f} % (missing: {', '.join(want['missing'])})"
+    # ...and the listing's column: the same score, from the headers opened for the thumbnail.
+    _, summary = widget.thumbnail("cells.ome.tif")
+    assert summary["completeness"] == round(100 * want["score"]) and 0 < summary["completeness"] < 100
+    row = next(r for r in widget.rows(0, 50) if r["name"] == "cells.ome.tif")
+    assert row["completeness"] == summary["completeness"]
     assert {a["name"] for a in widget.panel.actions} >= {"preview", "convert"}
 
 

@@ -180,17 +180,7 @@ def image_facts(
         return facts
     try:
         with open_resolved(res, found=found) as img:
-            info = img.describe()
-            facts.format = img.format
-            facts.reader = img.reader
-            facts.scenes = info["scenes"]
-            facts.incomplete = bool(info.get("incomplete")) or facts.incomplete
-            facts.ngff_version = info.get("ngff_version") or facts.ngff_version
-            files = img.files
-            if len(files) > 1:
-                facts.files = len(files)
-                facts.bytes = _sizes(files, facts.bytes)
-            facts.__dict__.update(ome_acquisition(img.ome_xml, source))
+            fill_from_image(facts, img, source)
     except BioimnbError as exc:
         facts.error = exc.reason
     except Exception as exc:  # noqa: BLE001 - a scan reports every unreadable file and goes on
@@ -206,6 +196,23 @@ def image_facts(
             facts.error = precise.error
     if found.is_dir and facts.bytes is None:
         facts.bytes, facts.files = _store_size(source, storage_options)
+    return facts
+
+
+def fill_from_image(facts: ImageFacts, img: Any, source: object) -> ImageFacts:
+    """Complete ``facts`` from an opened image's headers (scenes, format, files, acquisition):
+    for callers that have the image open already (a browser making its thumbnail)."""
+    info = img.describe()
+    facts.format = img.format
+    facts.reader = img.reader
+    facts.scenes = info["scenes"]
+    facts.incomplete = bool(info.get("incomplete")) or facts.incomplete
+    facts.ngff_version = info.get("ngff_version") or facts.ngff_version
+    files = img.files
+    if len(files) > 1:
+        facts.files = len(files)
+        facts.bytes = _sizes(files, facts.bytes)
+    facts.__dict__.update(ome_acquisition(img.ome_xml, source))
     return facts
 
 

@@ -122,6 +122,19 @@ def _summary(img: MultiscaleImage) -> dict[str, Any]:
     }
 
 
+def _completeness_score(img: MultiscaleImage, source: str) -> int | None:
+    """The image's metadata completeness in percent (the listing's column), from the headers of
+    the image already open for its thumbnail; None when it cannot be assessed."""
+    from ..core.curation.completeness import assess
+    from ..core.facts import ImageFacts, fill_from_image
+
+    try:
+        facts = fill_from_image(ImageFacts(source, "image"), img, source)
+        return round(100 * float(assess(facts)["score"]))
+    except Exception:  # noqa: BLE001 - a column left empty rather than a failed row
+        return None
+
+
 def _completeness_line(facts: Any) -> str:
     """The image's metadata completeness (the curation module's minimum) as one line."""
     from ..core.curation.completeness import assess
@@ -388,6 +401,7 @@ class Browser(w.VBox):
             try:
                 with open_image(source, **location.storage_options) as img:
                     summary = _summary(img)
+                    summary["completeness"] = _completeness_score(img, source)
                     png = thumbnail(img)
             except Exception as exc:  # noqa: BLE001 - the row shows why
                 return None, {"error": _reason(exc, name)}

@@ -22,11 +22,20 @@ export interface Row {
   levels?: number;
   channels?: number;
   dtype?: string;
+  /** Metadata completeness in percent (the curation module's minimum), once known. */
+  completeness?: number | null;
 }
 
 export interface Thumb {
   url?: string;
-  summary?: { dims?: string; levels?: number; channels?: number; dtype?: string; error?: string };
+  summary?: {
+    dims?: string;
+    levels?: number;
+    channels?: number;
+    dtype?: string;
+    completeness?: number | null;
+    error?: string;
+  };
 }
 
 export interface ListingSource {
@@ -278,7 +287,11 @@ export class VirtualList {
     const dims = document.createElement('div');
     dims.className = 'bioimnb-dims';
     if (row.kind === 'image' && !row.error && summary.dims) {
-      dims.textContent = `${summary.dims} · ${summary.levels} lvl · ${summary.channels} ch`;
+      const score = typeof summary.completeness === 'number' ? ` · metadata ${summary.completeness} %` : '';
+      dims.textContent = `${summary.dims} · ${summary.levels} lvl · ${summary.channels} ch${score}`;
+      if (score) {
+        dims.title = 'metadata completeness: the share of the minimum (pixel sizes, channel names, objective, date, instrument) the image states';
+      }
     } else if (row.error) {
       dims.textContent = row.error;
     }
