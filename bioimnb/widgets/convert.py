@@ -25,6 +25,7 @@ import ipywidgets as w
 
 from ..core.convert import ConversionReport, Progress, convert
 from ..core.errors import BioimnbError, display_source
+from ._background import BackgroundJob
 from ._snapshot import Republisher, with_static
 
 __all__ = ["ConvertPanel"]
@@ -44,8 +45,10 @@ def _fmt_seconds(s: float | None) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else (f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s")
 
 
-class ConvertPanel(w.VBox):
+class ConvertPanel(BackgroundJob[ConversionReport], w.VBox):
     """``ConvertPanel(source, dest, **options).start()``: convert with live progress and a cancel button."""
+
+    _job_name = "conversion"
 
     def __init__(self, source: Any, dest: Any, *, note: str = "", **options: Any) -> None:
         self.source = source
@@ -136,23 +139,6 @@ class ConvertPanel(w.VBox):
         if self.stage in ("ready", "running", "verifying"):
             self.stage = "cancelling"
             self._show("cancelling: finishing the blocks in flight...")
-
-    def wait(self, timeout: float | None = None) -> ConversionReport:
-        """Block until done; returns the report or raises the conversion's error."""
-        if self._thread is None:
-            self.start()
-        assert self._thread is not None
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            raise TimeoutError("conversion still running")
-        if self.error is not None:
-            raise self.error
-        assert self.report is not None
-        return self.report
-
-    @property
-    def done(self) -> bool:
-        return self._thread is not None and not self._thread.is_alive()
 
     # -- background thread ------------------------------------------------------------------
     def _progress(self, p: Progress) -> None:

@@ -17,6 +17,7 @@ import ipywidgets as w
 from ..core.errors import BioimnbError, display_source
 from ..core.jobs import Progress
 from ..core.transfer import TransferReport, transfer, watch
+from ._background import BackgroundJob
 
 __all__ = ["TransferPanel"]
 
@@ -41,9 +42,11 @@ def report_html(r: TransferReport) -> str:
     return "".join(rows)
 
 
-class TransferPanel(w.VBox):
+class TransferPanel(BackgroundJob[TransferReport], w.VBox):
     """``TransferPanel(src, dest, **options).start()``: a transfer with live progress and a cancel
     button; ``watch=True`` (with ``settle=`` seconds) keeps watching ``src`` until cancelled."""
+
+    _job_name = "transfer"
 
     def __init__(self, src: Any, dest: Any, *, watch: bool = False, settle: float = 10.0, **options: Any) -> None:
         self.src = src
@@ -79,23 +82,6 @@ class TransferPanel(w.VBox):
         self._cancel.set()
         self.cancel_button.disabled = True
         self.status.value = "stopping: finishing the files in flight..."
-
-    def wait(self, timeout: float | None = None) -> TransferReport:
-        """Block until done; returns the report or raises the transfer's error."""
-        if self._thread is None:
-            self.start()
-        assert self._thread is not None
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            raise TimeoutError("transfer still running")
-        if self.error is not None:
-            raise self.error
-        assert self.report is not None
-        return self.report
-
-    @property
-    def done(self) -> bool:
-        return self._thread is not None and not self._thread.is_alive()
 
     def _progress(self, p: Progress) -> None:
         self.bar.value = p.fraction
