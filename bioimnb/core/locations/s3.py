@@ -28,7 +28,6 @@ _PEEK_ROUNDS = 4
 _Page = tuple[list[Entry], str | None]
 _Items = list[tuple[str, bool, int | None]]
 """(name, is_folder, size) rows of an S3 listing."""
-_Names = list[str]
 
 
 class S3Lister(LocationBase):
@@ -170,28 +169,38 @@ class S3Lister(LocationBase):
             raise
         raise NotAFolder(source, "not a folder (it is a file)")
 
-    async def _s3_markers(self, bucket: str, inner: str) -> _Names:
-        """The zarr metadata files directly under ``inner`` (two small listing requests)."""
-        found: _Names = []
-        for probe, names in (("zarr.json", ("zarr.json",)), (".z", (".zattrs", ".zgroup", ".zarray"))):
-            resp = await self._s3_call("list_objects_v2", Bucket=bucket, Prefix=inner + probe, MaxKeys=16)
-            keys = {obj["Key"] for obj in resp.get("Contents") or []}
-            found += [n for n in names if inner + n in keys]
-            if found:
-                break  # v3 needs nothing more
-        return found
+    async def _s3_markers(self, bucket: str, inner: str) -> dict[str, Any]:
+        """The zarr metadata documents directly under ``inner``: ``zarr.json`` asked for
+        directly (one request for a zarr v3 folder), else the v2 names from one listing."""
+        try:
+            doc = await self._s3_doc(f"{bucket}/{inner}zarr.json", "zarr.json", missing_ok=False)
+        except FileNotFoundError:
+            pass
+        else:
+            return {"zarr.json": doc}  # None: there but unreadable (the classification says so)
+        resp = await self._s3_call("list_objects_v2", Bucket=bucket, Prefix=inner + ".z", MaxKeys=16)
+        keys = {obj["Key"] for obj in resp.get("Contents") or []}
+        names = [n for n in (".zattrs", ".zgroup", ".zarray") if inner + n in keys]
+        datas = await asyncio.gather(*(self._s3_doc(f"{bucket}/{inner}{n}", n) for n in names))
+        return dict(zip(names, datas))
 
-    async def _s3_read(self, key: str, end: int | None = None) -> bytes | None:
+    async def _s3_read(self, key: str, end: int | None = None, *, missing_ok: bool = True) -> bytes | None:
+        """The object (its first ``end`` bytes); None when it cannot be read.  With
+        ``missing_ok=False`` an object that does not exist raises FileNotFoundError."""
         try:
             data: bytes = await self._fs._cat_file(key, start=0 if end else None, end=end)
             return data
+        except FileNotFoundError:
+            if not missing_ok:
+                raise
+            return None
         except Exception:  # noqa: BLE001 - unreadable: the classification says so
             return None
 
-    async def _s3_doc(self, key: str, name: str) -> bytes | BioimnbError | None:
+    async def _s3_doc(self, key: str, name: str, *, missing_ok: bool = True) -> bytes | BioimnbError | None:
         """A zarr metadata document, read as one ranged GET capped at the classification's
         limit (no HEAD request for its size; a larger document is refused, not read whole)."""
-        data = await self._s3_read(key, ZARR_METADATA_LIMIT + 1)
+        data = await self._s3_read(key, ZARR_METADATA_LIMIT + 1, missing_ok=missing_ok)
         if data is not None and len(data) > ZARR_METADATA_LIMIT:
             return CorruptFile(name, f"{name} is larger than {ZARR_METADATA_LIMIT} bytes, too large for metadata")
         return data
@@ -203,10 +212,7 @@ class S3Lister(LocationBase):
         path = self._entry_path(name, fs_path)
         if is_dir:
             inner = f"{prefix}{name}/"
-            markers = await self._s3_markers(bucket, inner)
-            datas = await asyncio.gather(*(self._s3_doc(f"{bucket}/{inner}{m}", m) for m in markers))
-            docs: dict[str, Any] = dict(zip(markers, datas))
-            found = zarr_metadata(docs)
+            found = zarr_metadata(await self._s3_markers(bucket, inner))
             if not found:
                 return Entry(name, path, "folder")
             return Entry.of(name, path, found)

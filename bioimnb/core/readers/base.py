@@ -120,9 +120,15 @@ class Level:
         """Serialises reads for readers that are not safe to call from several threads."""
         self.native = native
         self.axis_map = axis_map
-        self.native_chunks = chunks if chunks is not None else getattr(native, "chunks", None)
+        self._chunks = chunks
         self._dask = dask_array
         self._name = name
+
+    @cached_property
+    def native_chunks(self) -> tuple[int, ...] | None:
+        """The native chunk shape (asked of ``native`` only when needed: a lazy native array
+        builds its store on first use, which facts and shapes never need)."""
+        return self._chunks if self._chunks is not None else getattr(self.native, "chunks", None)
 
     @cached_property
     def shape(self) -> tuple[int, ...]:

@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import stat
+import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -261,6 +262,51 @@ class _Guarded:
             raise
         except Exception as exc:  # noqa: BLE001 - codec and structure errors of a damaged file
             raise CorruptFile(self.source, f"cannot read a {self.kind} ({type(exc).__name__}: {_first(exc)})") from exc
+
+
+class _LazyView:
+    """A TIFF level's zarr view, built on first read: tifffile's zarr store serialises the
+    chunk index of every page (milliseconds per level), which shapes, dtypes and facts never
+    need.  Shape and dtype come from the series; a level that cannot be viewed fails at its
+    first read with the same one-line error as at open."""
+
+    def __init__(self, series: Any, level: int, source: object) -> None:
+        lv = series.levels[level]
+        self._series = series
+        self._level = level
+        self.source = source
+        self.shape = tuple(int(n) for n in lv.shape)
+        self.dtype = np.dtype(lv.dtype)
+        self.ndim = len(self.shape)
+        self._view: _Guarded | None = None
+        self._lock = threading.Lock()
+
+    def _build(self) -> _Guarded:
+        with self._lock:
+            if self._view is None:
+                lv = self._series.levels[self._level]
+                try:
+                    with storage_errors(self.source):
+                        # a writable stream (memory://) would make the store read-write
+                        store = self._series.aszarr(level=self._level, read_only=True)
+                        arr = zarr.open_array(store, mode="r")
+                except BioimnbError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - tifffile fails in many ways on hostile headers
+                    raise CorruptFile(
+                        self.source, f"malformed TIFF level {self._level} ({type(exc).__name__}: {_first(exc)})"
+                    ) from exc
+                kf = lv.keyframe
+                segment = int(np.prod(kf.chunks, dtype=np.int64)) * np.dtype(lv.dtype).itemsize
+                self._view = _Guarded(arr, segment, "tile" if kf.is_tiled else "strip", self.source)
+            return self._view
+
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        return tuple(self._build().chunks)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._build()[key]
 
 
 def _first(exc: BaseException) -> str:
@@ -630,11 +676,8 @@ class TiffBackend(Backend):
             direct = direct_level(lv, self._pool, self.res.url)
             if direct is not None:
                 return direct, direct.chunks
-        store = s.aszarr(level=level, read_only=True)  # a writable stream (memory://) would make it read-write
-        arr = zarr.open_array(store, mode="r")
-        kf = lv.keyframe
-        segment = int(np.prod(kf.chunks, dtype=np.int64)) * np.dtype(lv.dtype).itemsize
-        return _Guarded(arr, segment, "tile" if kf.is_tiled else "strip", self.res.url), tuple(arr.chunks)
+        return _LazyView(s, level, self.res.url), None
+
 
     def _load_scene(self, index: int) -> SceneData:
         try:

@@ -43,7 +43,7 @@ from ..errors import BioimnbError, CorruptFile, PathEscapesRoot, UnsupportedForm
 from ..limits import limits
 from ..metadata.ome import color_hex, parse_ome_xml, synthesize_ome
 from ..metadata.units import unit_factor
-from ..storage import Resolved, inside, open_confined, storage_errors
+from ..storage import Resolved, async_twin, inside, open_confined, storage_errors
 from .base import (
     Backend,
     Channel,
@@ -419,7 +419,7 @@ def open_store(res: Resolved) -> Any:
         return ConfinedLocalStore(res.path, confine=res.root, source=res.url, read_only=True)
     protocol = res.url.split("://", 1)[0]
     if getattr(res.fs, "async_impl", False):
-        store = cast(CappedFsspecStore, CappedFsspecStore.from_url(res.url, storage_options=res.options, read_only=True))
+        store = CappedFsspecStore(async_twin(res), read_only=True, path=res.path)
     else:
         from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
 
