@@ -68,6 +68,9 @@ class Classified:
     top-level metadata.  Caches (the scan's facts) key on it."""
     sniffed: bool = True
     """False when a file was classified by its name and size only (its content not read)."""
+    modified: float | None = None
+    """Last modification (POSIX seconds) when the listing gave it: the stat of a local file, an
+    S3 object's ``LastModified``; None for folders (a zarr dates from its oldest object)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -275,19 +278,20 @@ def classify_local(path: str, *, root: str | None = None, content: bool = True) 
         )
     size = st.st_size
     stamp = f"{size}:{st.st_mtime_ns}"
+    when = st.st_mtime
     by_name = format_for_name(name)
     if by_name is not None and by_name.companion_folder:
-        return replace(_mrxs(path, name, size, root), stamp=stamp)
+        return replace(_mrxs(path, name, size, root), stamp=stamp, modified=when)
     if not content or size == 0:
-        return replace(file_kind(name, size, None if not content else b""), stamp=stamp)
+        return replace(file_kind(name, size, None if not content else b""), stamp=stamp, modified=when)
     try:
         with open_confined(path, root, path) as fh:
             head = fh.read(HEAD_BYTES)
     except BioimnbError as exc:
-        return replace(file_kind(name, size, None), error=exc.reason, stamp=stamp)
+        return replace(file_kind(name, size, None), error=exc.reason, stamp=stamp, modified=when)
     except OSError as exc:
-        return replace(file_kind(name, size, None), error=exc.strerror or str(exc), stamp=stamp)
-    return replace(file_kind(name, size, head), stamp=stamp)
+        return replace(file_kind(name, size, None), error=exc.strerror or str(exc), stamp=stamp, modified=when)
+    return replace(file_kind(name, size, head), stamp=stamp, modified=when)
 
 
 # --------------------------------------------------------------------------------------------

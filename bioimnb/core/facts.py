@@ -14,6 +14,7 @@ in a SQLite file, so a re-scan of an unchanged tree opens nothing again.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sqlite3
@@ -57,6 +58,9 @@ class ImageFacts:
     """Acquisition date (ISO 8601) of the first scene that states one."""
     instrument: str | None = None
     objective: str | None = None
+    modified: str | None = None
+    """Last modification (ISO 8601, UTC) as the storage lists it; for an image made of many
+    files (OME-Zarr), its oldest file.  None when the storage gives none."""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -195,8 +199,19 @@ def image_facts(
         if precise is not None and precise.error:
             facts.error = precise.error
     if found.is_dir and facts.bytes is None:
-        facts.bytes, facts.files = _store_size(source, storage_options)
+        facts.bytes, facts.files, oldest = _store_size(source, storage_options)
+        facts.modified = facts.modified or iso_time(oldest)
     return facts
+
+
+def iso_time(seconds: float | None) -> str | None:
+    """POSIX seconds as the ISO 8601 UTC text facts keep (None stays None)."""
+    if seconds is None:
+        return None
+    try:
+        return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def fill_from_image(facts: ImageFacts, img: Any, source: object) -> ImageFacts:
@@ -226,14 +241,16 @@ def _sizes(files: list[str], fallback: int | None) -> int | None:
     return total
 
 
-def _store_size(source: str, storage_options: dict[str, Any]) -> tuple[int | None, int | None]:
-    """(bytes, files) of a folder store (a zarr), by listing it: no file is read."""
+def _store_size(source: str, storage_options: dict[str, Any]) -> tuple[int | None, int | None, float | None]:
+    """(bytes, files, oldest modification in POSIX seconds) of a folder store (a zarr), by
+    listing it: no file is read."""
     from .storage import resolve
 
     try:
         res = resolve(source, **storage_options)
+        oldest: float | None = None
+        total = count = 0
         if res.local:
-            total = count = 0
             stack = [res.path]
             while stack:
                 with os.scandir(stack.pop()) as it:
@@ -241,13 +258,35 @@ def _store_size(source: str, storage_options: dict[str, Any]) -> tuple[int | Non
                         if de.is_dir(follow_symlinks=False):
                             stack.append(de.path)
                         elif de.is_file(follow_symlinks=False):
-                            total += de.stat(follow_symlinks=False).st_size
+                            st = de.stat(follow_symlinks=False)
+                            total += st.st_size
                             count += 1
-            return total, count
-        sizes = res.fs.du(res.path, total=False, withdirs=False)
-        return int(sum(int(v or 0) for v in sizes.values())), len(sizes)
+                            oldest = st.st_mtime if oldest is None else min(oldest, st.st_mtime)
+            return total, count, oldest
+        found = res.fs.find(res.path, withdirs=False, detail=True)
+        for info in found.values():
+            total += int(info.get("size") or 0)
+            count += 1
+            when = _seconds(info.get("LastModified") or info.get("mtime") or info.get("last_modified"))
+            if when is not None:
+                oldest = when if oldest is None else min(oldest, when)
+        return total, count, oldest
     except Exception:  # noqa: BLE001 - unknown rather than wrong
-        return None, None
+        return None, None, None
+
+
+def _seconds(value: Any) -> float | None:
+    """POSIX seconds of a listing's modification time (a datetime, seconds, or ISO text)."""
+    if isinstance(value, dt.datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return _seconds(dt.datetime.fromisoformat(value))
+        except ValueError:
+            return None
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -390,6 +429,8 @@ def _scan(
     def finish(entry: Any, result: Any, stamp: str | None) -> ImageFacts:
         opened = not isinstance(result, ImageFacts)
         facts: ImageFacts = result.result() if opened else result
+        if facts.modified is None and entry.modified is not None:
+            facts.modified = iso_time(entry.modified)
         if store is not None and stamp is not None and opened:
             store.put(entry.path, stamp, facts)
         state.entries += 1
@@ -420,7 +461,9 @@ def _scan(
                 continue
             result: Any
             if entry.kind != "image" or source is None:
-                result = ImageFacts(entry.path, "file", bytes=entry.size, files=1, error=entry.error)
+                result = ImageFacts(
+                    entry.path, "file", bytes=entry.size, files=1, error=entry.error, modified=iso_time(entry.modified)
+                )
             else:
                 hit = store.get(entry.path, stamp) if store is not None and stamp is not None else None
                 if hit is not None:

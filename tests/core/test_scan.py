@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -61,8 +62,15 @@ def test_scan_reports_every_image_and_file(tree: Path, images: dict):
     assert zarr["ngff_version"] == "0.5" and zarr["format"] == "OME-Zarr"
     assert by["broken.tif"]["error"] == "not a TIFF file: the content is text"
     assert by["zero.czi"]["error"] == "file is empty (0 bytes)"
+    def iso(p: Path) -> str:
+        return dt.datetime.fromtimestamp(int(p.stat().st_mtime), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
     assert by["notes.txt"] == {"path": str(tree / "notes.txt"), "kind": "file", "format": None, "reader": None,
-                               "bytes": 5, "files": 1, "incomplete": False, "error": None}
+                               "bytes": 5, "files": 1, "incomplete": False, "error": None,
+                               "modified": iso(tree / "notes.txt")}
+    # Modification times come from the listing; a zarr dates from its oldest file.
+    assert ome["modified"] == iso(tree / "pyramid.ome.tif")
+    assert zarr["modified"] == min(iso(p) for p in on_disk)
     assert summary["images"] == 5 and summary["files"] == 1 and summary["errors"] == 2
     assert summary["bytes"] == sum(r["bytes"] or 0 for r in rows)
 
@@ -176,6 +184,15 @@ def test_scan_s3_prefix(s3: Any, images: dict, tmp_path: Path):
     assert by["a/v05.ome.zarr"]["format"] == "OME-Zarr" and by["a/v05.ome.zarr"]["scenes"]
     assert by["a/pyramid.ome.tif"]["scenes"][0]["shape"][-2:] == [600, 800]
     assert by["bad.tif"]["error"] == "not a TIFF file: the content is text"
+    # Modification times from the listing's LastModified; a zarr dates from its oldest object.
+    listed = s3.fs.find(f"{bucket}/p", detail=True)
+
+    def iso(key: str) -> str:
+        return listed[key]["LastModified"].astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    for name in ("notes.txt", "bad.tif", "a/pyramid.ome.tif"):
+        assert by[name]["modified"] == iso(f"{bucket}/p/{name}")
+    assert by["a/v05.ome.zarr"]["modified"] == min(iso(k) for k in listed if "/v05.ome.zarr/" in k)
     again = [f.to_dict() for f in scan(f"s3://{bucket}/p", cache=cache, **s3.storage_options)]
     assert again == rows
 

@@ -547,6 +547,10 @@ def gather(
     index = {id(f): i for i, f in enumerate(everything)}
 
     def mtime(f: ImageFacts) -> dt.datetime | None:
+        if f.modified:  # as the scan's listing gave it: no request, no stat
+            when = _parse_date(f.modified)
+            if when is not None:
+                return when
         i = index.get(id(f), -1)
         for lo, hi, stamper in stampers:
             if lo <= i < hi:

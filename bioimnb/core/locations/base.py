@@ -54,6 +54,7 @@ class LocationBase:
         content (one request each).  A scan turns it off: it opens every image anyway."""
         self.storage_options: dict[str, Any] = dict(storage_options or {})
         self._etags: dict[str, str] = {}  # S3 keys of the page being listed -> ETag
+        self._modified: dict[str, Any] = {}  # S3 keys of the page being listed -> LastModified
 
     @property
     def fs(self) -> fsspec.AbstractFileSystem:

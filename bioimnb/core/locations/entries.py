@@ -51,6 +51,9 @@ class Entry:
 
     found: Classified | None = field(default=None, repr=False, compare=False)
     """The classification behind the entry (not part of the listing's JSON)."""
+    modified: float | None = field(default=None, repr=False, compare=False)
+    """Last modification (POSIX seconds) when the storage's listing gives it (not part of the
+    listing's JSON)."""
 
     def to_dict(self) -> dict[str, Any]:
         found, self.found = self.found, None
@@ -60,13 +63,17 @@ class Entry:
             self.found = found
         data.pop("stamp")
         data.pop("found")
+        data.pop("modified")
         return data
 
     @classmethod
     def of(cls, name: str, path: str, found: Classified) -> Entry:
         """The entry for a classification (one decision for every lister)."""
         size = None if found.kind == "folder" or found.is_dir else found.size
-        return cls(name, path, found.kind, found.format, size, found.files, found.incomplete, found.error, found.stamp, found)
+        return cls(
+            name, path, found.kind, found.format, size, found.files, found.incomplete, found.error, found.stamp, found,
+            found.modified,
+        )
 
 
 @dataclass

@@ -121,6 +121,8 @@ class S3Lister(LocationBase):
                 batch.append((name, False, int(obj.get("Size", 0))))
                 if obj.get("ETag"):
                     self._etags[obj["Key"]] = str(obj["ETag"])
+                if obj.get("LastModified") is not None:
+                    self._modified[obj["Key"]] = obj["LastModified"]
         return batch
 
     async def _s3_has_mrxs(self, bucket: str, prefix: str, name: str) -> bool:
@@ -218,7 +220,9 @@ class S3Lister(LocationBase):
             return Entry.of(name, path, found)
         fmt = format_for_name(name)
         if fmt is None:
-            return Entry(name, path, "file", None, size)
+            entry = Entry(name, path, "file", None, size)
+            entry.modified = _seconds(self._modified.get(f"{prefix}{name}"))
+            return entry
         if fmt.companion_folder:
             total, files = size or 0, 1
             folder = f"{prefix}{name[: -len(_MRXS_SUFFIX)]}/"
@@ -247,7 +251,16 @@ class S3Lister(LocationBase):
         entry = Entry.of(name, path, file_kind(name, size, head))
         etag = self._etags.get(f"{prefix}{name}")
         entry.stamp = f"{size}:{etag}" if etag else None
+        entry.modified = _seconds(self._modified.get(f"{prefix}{name}"))
         return entry
+
+
+def _seconds(value: Any) -> float | None:
+    """POSIX seconds of a listing's ``LastModified`` (a datetime; None when absent)."""
+    try:
+        return float(value.timestamp())
+    except (AttributeError, TypeError, ValueError, OverflowError):
+        return None
 
 
 def _s3_code(exc: BaseException) -> str | None:
