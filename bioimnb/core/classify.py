@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import stat
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from .errors import BioimnbError
@@ -71,9 +71,14 @@ class Classified:
     modified: float | None = None
     """Last modification (POSIX seconds) when the listing gave it: the stat of a local file, an
     S3 object's ``LastModified``; None for folders (a zarr dates from its oldest object)."""
+    documents: dict[str, bytes] | None = field(default=None, repr=False, compare=False)
+    """A zarr folder's top-level metadata documents as the classification read them (so opening
+    it does not read them again); not part of :meth:`to_dict`."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data.pop("documents")
+        return data
 
     @property
     def format_record(self) -> Format | None:
@@ -119,7 +124,10 @@ def zarr_metadata(docs: dict[str, Any]) -> Classified | None:
     markers present; ``None`` bytes = present but unreadable).  ``None`` when no marker is
     present (not a zarr)."""
     found = _zarr_metadata(docs)
-    return None if found is None else replace(found, stamp=docs_stamp(docs))
+    if found is None:
+        return None
+    kept = {k: v for k, v in docs.items() if isinstance(v, bytes)}
+    return replace(found, stamp=docs_stamp(docs), documents=kept or None)
 
 
 def _zarr_metadata(docs: dict[str, Any]) -> Classified | None:

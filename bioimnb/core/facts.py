@@ -23,7 +23,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +182,17 @@ def image_facts(
     )
     if found.error:
         return facts
+    if found.is_dir and _object_store(res):
+        # A zarr in an object store is listed first (its size and age need it anyway): opening
+        # it then asks for no metadata document the listing shows absent (an S3 listing is
+        # complete, unlike HTTP's), nor for those the classification read.
+        listing = _store_listing(source, storage_options)
+        facts.bytes, facts.files = listing.bytes, listing.files
+        facts.modified = iso_time(listing.oldest)
+        keys = listing.metadata_keys
+        if keys is not None and not keys & {"zarr.json", ".zgroup", ".zarray", ".zattrs"}:
+            keys = None  # the listing does not show what the classification read: trust neither
+        res = replace(res, prefetched=found.documents, listed=keys)
     try:
         with open_resolved(res, found=found) as img:
             fill_from_image(facts, img, source)
@@ -199,9 +210,15 @@ def image_facts(
         if precise is not None and precise.error:
             facts.error = precise.error
     if found.is_dir and facts.bytes is None:
-        facts.bytes, facts.files, oldest = _store_size(source, storage_options)
-        facts.modified = facts.modified or iso_time(oldest)
+        listing = _store_listing(source, storage_options)
+        facts.bytes, facts.files = listing.bytes, listing.files
+        facts.modified = facts.modified or iso_time(listing.oldest)
     return facts
+
+
+def _object_store(res: Any) -> bool:
+    protocol = getattr(res.fs, "protocol", ())
+    return bool({"s3", "s3a", "gs", "gcs", "az", "abfs"} & set((protocol,) if isinstance(protocol, str) else protocol))
 
 
 def iso_time(seconds: float | None) -> str | None:
@@ -235,15 +252,28 @@ def _sizes(files: list[str], fallback: int | None) -> int | None:
     total = 0
     for f in files:
         try:
-            total += os.path.getsize(f) if os.path.isfile(f) else _store_size(f, {})[0] or 0
+            total += os.path.getsize(f) if os.path.isfile(f) else _store_listing(f, {}).bytes or 0
         except OSError:
             return fallback
     return total
 
 
-def _store_size(source: str, storage_options: dict[str, Any]) -> tuple[int | None, int | None, float | None]:
-    """(bytes, files, oldest modification in POSIX seconds) of a folder store (a zarr), by
-    listing it: no file is read."""
+@dataclass(frozen=True)
+class _Listing:
+    bytes: int | None = None
+    files: int | None = None
+    oldest: float | None = None
+    """The oldest file's modification time (POSIX seconds)."""
+    metadata_keys: frozenset[str] | None = None
+    """Keys (relative to the store) of every zarr metadata document in it."""
+
+
+_META_NAMES = frozenset({"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"})
+
+
+def _store_listing(source: str, storage_options: dict[str, Any]) -> _Listing:
+    """Size, file count, oldest modification and metadata documents of a folder store (a zarr),
+    by listing it: no file is read.  Unknown (all None) when it cannot be listed."""
     from .storage import resolve
 
     try:
@@ -262,17 +292,20 @@ def _store_size(source: str, storage_options: dict[str, Any]) -> tuple[int | Non
                             total += st.st_size
                             count += 1
                             oldest = st.st_mtime if oldest is None else min(oldest, st.st_mtime)
-            return total, count, oldest
-        found = res.fs.find(res.path, withdirs=False, detail=True)
-        for info in found.values():
+            return _Listing(total, count, oldest)
+        top = res.path.rstrip("/") + "/"
+        keys = set()
+        for path, info in res.fs.find(res.path, withdirs=False, detail=True).items():
             total += int(info.get("size") or 0)
             count += 1
             when = _seconds(info.get("LastModified") or info.get("mtime") or info.get("last_modified"))
             if when is not None:
                 oldest = when if oldest is None else min(oldest, when)
-        return total, count, oldest
+            if path.rsplit("/", 1)[-1] in _META_NAMES and path.startswith(top):
+                keys.add(path[len(top) :])
+        return _Listing(total, count, oldest, frozenset(keys))
     except Exception:  # noqa: BLE001 - unknown rather than wrong
-        return None, None, None
+        return _Listing()
 
 
 def _seconds(value: Any) -> float | None:

@@ -65,6 +65,11 @@ class Resolved:
     """Local sources only: the real path of the folder that every file a reader opens for this
     source (chunks, companion files, sidecars) must lie in, symlinks resolved; None = anywhere.
     Readers open files through :func:`open_confined`, which enforces it."""
+    prefetched: dict[str, bytes] | None = field(default=None, repr=False, compare=False)
+    """Folder stores: metadata documents the caller has read already, by key in the store."""
+    listed: frozenset[str] | None = field(default=None, repr=False, compare=False)
+    """Folder stores: every metadata document's key, when the caller has listed the store (a
+    document not in it is known absent, and not asked for)."""
 
     @property
     def local(self) -> bool:

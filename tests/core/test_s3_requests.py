@@ -49,7 +49,15 @@ def test_first_scan_makes_no_head_requests_and_no_zarr_v2_probes(s3, bucket, cal
     probed = [key for (name, key) in calls if key.rsplit("/", 1)[-1] in (".zattrs", ".zgroup", ".zarray", ".zmetadata")]
     assert probed == [], probed  # a zarr v3 store is opened as v3: no v2 documents asked for
     root_doc = [n for (name, key), n in calls.items() if name == "get_object" and key.endswith("v05.ome.zarr/zarr.json")]
-    assert sum(root_doc) <= 2  # the listing's classification, then the reader (zarr's own read is shared)
+    assert sum(root_doc) == 1  # the listing's classification; the reader is handed what it read
+    # The zarr is listed once (its size and age); a document that listing shows absent
+    # (labels/zarr.json here) is not asked for, and every present one is read once.
+    listed = {key for (name, key) in calls if name == "list_objects_v2" and "v05.ome.zarr" in key}
+    assert len(listed) == 1 and sum(calls[("list_objects_v2", k)] for k in listed) == 1, calls
+    gets = {key for (name, key) in calls if name == "get_object" and "v05.ome.zarr/" in key}
+    on_store = {p.relative_to(images["ngff05"][0]).as_posix() for p in images["ngff05"][0].rglob("zarr.json")}
+    assert {g.split("v05.ome.zarr/", 1)[1] for g in gets} <= on_store, gets
+    assert all(calls[("get_object", g)] == 1 for g in gets), calls
     # ...and the images read through those fewer requests are still the right pixels.
     img = bioimnb.open_image(f"s3://{bucket}/ok/v05.ome.zarr", **s3.storage_options)
     np.testing.assert_array_equal(img.levels[1].compute()[0], images["ngff05"][1]["image"][1])

@@ -420,6 +420,9 @@ def open_store(res: Resolved) -> Any:
     protocol = res.url.split("://", 1)[0]
     if getattr(res.fs, "async_impl", False):
         store = CappedFsspecStore(async_twin(res), read_only=True, path=res.path)
+        if res.prefetched:
+            store._memo = {k: default_buffer_prototype().buffer.from_bytes(v) for k, v in res.prefetched.items()}
+        store._listed = res.listed
     else:
         from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
 
@@ -436,6 +439,7 @@ class CappedFsspecStore(FsspecStore):
 
     source: str = ""
     _memo: dict[str, Buffer | None] | None = None
+    _listed: frozenset[str] | None = None
 
     async def get(
         self, key: str, prototype: BufferPrototype | None = None, byte_range: ByteRequest | None = None
@@ -450,7 +454,8 @@ class CappedFsspecStore(FsspecStore):
             if self._memo is None:
                 self._memo = {}
             if key not in self._memo:
-                self._memo[key] = await self._get_capped(key, proto, base)
+                absent = self._listed is not None and key not in self._listed
+                self._memo[key] = None if absent else await self._get_capped(key, proto, base)
             return self._memo[key]
         return await self._get_capped(key, proto, base)
 
