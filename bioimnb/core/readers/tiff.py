@@ -34,6 +34,7 @@ from ..metadata.ome import (
     synthesize_ome,
 )
 from ..metadata.units import LENGTH_UM, to_micrometres, unit_factor
+from ..objects import object_reader
 from ..storage import Resolved, inside, open_confined, read_confined, read_head, storage_errors
 from .base import (
     Backend,
@@ -348,10 +349,15 @@ class TiffBackend(Backend):
                     # the known size saves the HEAD request.  A file of up to 2 MiB is one
                     # block: its IFDs usually sit at both ends, so one request instead of two.
                     block = size if size and size <= _WHOLE_REMOTE_FILE else 2**20
-                    self._fh = res.fs.open(
-                        res.path, "rb", block_size=block, cache_type="blockcache",
-                        cache_options={"maxblocks": 8}, size=size or None,
-                    )
+                    fast = object_reader(res) if size else None
+                    if fast is not None and size:
+                        # S3 through obstore: the same blocks, a fifth of the CPU per request.
+                        self._fh = fast.open(size, block)
+                    else:
+                        self._fh = res.fs.open(
+                            res.path, "rb", block_size=block, cache_type="blockcache",
+                            cache_options={"maxblocks": 8}, size=size or None,
+                        )
                     if size and getattr(self._fh, "_details", False) is None:
                         # s3fs asks for ``details`` (a HEAD request) on the first range read
                         # even when the size is given: what the listing said is enough.
