@@ -49,6 +49,21 @@ class ObjectReader:
         except Exception as exc:  # noqa: BLE001 - obstore's errors as the built-ins the callers translate
             raise _builtin(exc) from exc
 
+    async def read_async(self, start: int, end: int) -> bytes:
+        """:meth:`read` in an event loop (the listing's)."""
+        import obstore
+
+        if end <= start:
+            return b""
+        try:
+            return bytes(await obstore.get_range_async(self._store, self.key, start=start, end=end))
+        except Exception as exc:  # noqa: BLE001 - obstore's errors as the built-ins the callers translate
+            raise _builtin(exc) from exc
+
+    def sibling(self, key: str) -> ObjectReader:
+        """A reader of another object in the same bucket."""
+        return ObjectReader(self._store, key)
+
     def open(self, size: int, block_size: int, maxblocks: int = 8) -> io.BufferedReader | io.BytesIO:
         """A seekable binary file: the whole object in memory when it is one block, else
         blocks of ``block_size`` fetched on demand and a few kept (fsspec's block cache)."""

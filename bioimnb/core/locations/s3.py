@@ -10,6 +10,7 @@ import fsspec
 
 from ..classify import MRXS_SUFFIX, ZARR_METADATA_LIMIT, file_kind, zarr_metadata
 from ..errors import BioimnbError, CorruptFile, SourceNotFound
+from ..objects import ObjectReader, object_reader
 from ..registry import HEAD_BYTES, format_for_name
 from .base import LocationBase
 from .entries import (
@@ -186,10 +187,29 @@ class S3Lister(LocationBase):
         datas = await asyncio.gather(*(self._s3_doc(f"{bucket}/{inner}{n}", n) for n in names))
         return dict(zip(names, datas))
 
+    def _reader(self, key: str) -> ObjectReader | None:
+        """An obstore reader of ``bucket/key`` when the options allow one (see core/objects)."""
+        if self._objects is False:
+            return None
+        bucket, _, rest = key.partition("/")
+        if self._objects is None or self._objects.key.partition("/")[0] != bucket:
+            from ..storage import resolve
+
+            try:
+                self._objects = object_reader(resolve(f"s3://{bucket}/{rest}", **self.storage_options)) or False
+            except BioimnbError:
+                self._objects = False
+            if self._objects is False:
+                return None
+        return self._objects.sibling(rest)
+
     async def _s3_read(self, key: str, end: int | None = None, *, missing_ok: bool = True) -> bytes | None:
         """The object (its first ``end`` bytes); None when it cannot be read.  With
         ``missing_ok=False`` an object that does not exist raises FileNotFoundError."""
         try:
+            fast = self._reader(key) if end else None
+            if fast is not None and end:
+                return await fast.read_async(0, end)  # a fifth of botocore's CPU per GET
             data: bytes = await self._fs._cat_file(key, start=0 if end else None, end=end)
             return data
         except FileNotFoundError:
