@@ -274,6 +274,7 @@ _META_NAMES = frozenset({"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetada
 def _store_listing(source: str, storage_options: dict[str, Any]) -> _Listing:
     """Size, file count, oldest modification and metadata documents of a folder store (a zarr),
     by listing it: no file is read.  Unknown (all None) when it cannot be listed."""
+    from .objects import object_reader
     from .storage import resolve
 
     try:
@@ -295,6 +296,18 @@ def _store_listing(source: str, storage_options: dict[str, Any]) -> _Listing:
             return _Listing(total, count, oldest)
         top = res.path.rstrip("/") + "/"
         keys = set()
+        fast = object_reader(res)
+        if fast is not None:
+            bucket = res.path.split("/", 1)[0]
+            for key, size, when in fast.below():
+                total += size
+                count += 1
+                if when is not None:
+                    oldest = when if oldest is None else min(oldest, when)
+                path = f"{bucket}/{key}"
+                if path.rsplit("/", 1)[-1] in _META_NAMES and path.startswith(top):
+                    keys.add(path[len(top) :])
+            return _Listing(total, count, oldest, frozenset(keys))
         for path, info in res.fs.find(res.path, withdirs=False, detail=True).items():
             total += int(info.get("size") or 0)
             count += 1

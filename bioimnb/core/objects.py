@@ -19,6 +19,7 @@ import datetime as dt
 import io
 import os
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from .storage import Resolved
@@ -57,6 +58,19 @@ class ObjectReader:
             return b""
         try:
             return bytes(await obstore.get_range_async(self._store, self.key, start=start, end=end))
+        except Exception as exc:  # noqa: BLE001 - obstore's errors as the built-ins the callers translate
+            raise _builtin(exc) from exc
+
+    def below(self) -> Iterator[tuple[str, int, float | None]]:
+        """(key, bytes, modified POSIX seconds) of every object below this key taken as a
+        folder, in pages (memory bounded by a page, not by the folder)."""
+        import obstore
+
+        try:
+            for page in obstore.list(self._store, prefix=self.key.rstrip("/") + "/", chunk_size=1000):
+                for meta in page:
+                    when = meta.get("last_modified")
+                    yield str(meta["path"]), int(meta.get("size") or 0), when.timestamp() if when is not None else None
         except Exception as exc:  # noqa: BLE001 - obstore's errors as the built-ins the callers translate
             raise _builtin(exc) from exc
 

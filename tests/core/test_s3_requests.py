@@ -48,6 +48,13 @@ def calls(monkeypatch):
         seen[("get_object", path)] += 1
         return await get_range_async(store, path, **kwargs)
 
+    listing = obstore.list
+
+    def listed(store, prefix=None, **kwargs):
+        seen[("list_objects_v2", prefix or "")] += 1
+        return listing(store, prefix=prefix, **kwargs)
+
+    monkeypatch.setattr(obstore, "list", listed)
     monkeypatch.setattr(obstore, "get_range", ranged)
     monkeypatch.setattr(obstore, "get_range_async", ranged_async)
     return seen
