@@ -149,23 +149,28 @@ def async_twin(res: Resolved) -> fsspec.AbstractFileSystem:
 
 _TWINS: dict[tuple[int, str, str], fsspec.AbstractFileSystem] = {}
 _TWINS_LOCK = threading.Lock()
-_SESSION: tuple[int, Any] | None = None
+_SESSIONS: dict[tuple[int, bool], Any] = {}
+_SESSIONS_LOCK = threading.Lock()
 
 
 def _with_session(protocol: str, options: dict[str, Any]) -> dict[str, Any]:
-    """S3 options plus one shared botocore session whose responses parse timestamps quickly
+    """S3 options plus a shared botocore session whose responses parse timestamps quickly
     (botocore parses every ``LastModified`` with dateutil: about 80 us each, 1,000 per listing
-    page).  Options that choose a session or a profile are left as they are."""
-    global _SESSION
+    page).  Options that choose a session or a profile are left as they are.  Synchronous and
+    asynchronous filesystems get one session each: their clients are made on different event
+    loop threads, and a botocore session is not safe to share between threads."""
     if protocol not in ("s3", "s3a") or "session" in options or "profile" in options:
         return options
-    if _SESSION is None or _SESSION[0] != os.getpid():
-        from aiobotocore.session import AioSession
+    key = (os.getpid(), bool(options.get("asynchronous")))
+    with _SESSIONS_LOCK:
+        session = _SESSIONS.get(key)
+        if session is None:
+            from aiobotocore.session import AioSession
 
-        session = AioSession()
-        session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_timestamp)
-        _SESSION = (os.getpid(), session)
-    return {**options, "session": _SESSION[1]}
+            session = AioSession()
+            session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_timestamp)
+            _SESSIONS[key] = session
+    return {**options, "session": session}
 
 
 def _timestamp(value: str) -> Any:
