@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import sqlite3
 import threading
@@ -109,8 +110,10 @@ def _tag(el: ET.Element) -> str:
 
 
 def ome_acquisition(xml: str | bytes | None, source: object) -> dict[str, str | None]:
-    """Acquisition date, instrument and objective from OME-XML (safe parsing; None where the
-    document is silent or unreadable)."""
+    """Acquisition date, instrument and objective of the first image in OME-XML (safe parsing;
+    None where the document is silent or unreadable).  The instrument and objective are those
+    the image refers to (``InstrumentRef``, ``ObjectiveSettings``); without a reference, the
+    document's first."""
     out: dict[str, str | None] = {"acquired": None, "instrument": None, "objective": None}
     if not xml:
         return out
@@ -120,23 +123,58 @@ def ome_acquisition(xml: str | bytes | None, source: object) -> dict[str, str | 
         root = ET.fromstring(check_xml(xml, source))
     except (BioimnbError, ET.ParseError):
         return out
+    by_id: dict[tuple[str, str], ET.Element] = {}
+    firsts: dict[str, ET.Element] = {}
+    image: ET.Element | None = None
     for el in root.iter():
         name = _tag(el)
-        if name == "AcquisitionDate" and out["acquired"] is None and (el.text or "").strip():
-            out["acquired"] = (el.text or "").strip()
-        elif name == "Microscope" and out["instrument"] is None:
-            words = [el.get("Manufacturer"), el.get("Model")]
-            text = " ".join(w for w in words if w)
-            out["instrument"] = text or None
-        elif name == "Objective" and out["objective"] is None:
-            parts = [el.get("Manufacturer"), el.get("Model")]
-            mag, na = el.get("NominalMagnification"), el.get("LensNA")
-            if mag:
-                parts.append(f"{float(mag):g}x")
-            if na:
-                parts.append(f"NA {float(na):g}")
-            out["objective"] = " ".join(p for p in parts if p) or None
+        if name in ("Instrument", "Objective", "Microscope"):
+            firsts.setdefault(name, el)
+            if el.get("ID"):
+                by_id.setdefault((name, el.get("ID") or ""), el)
+        elif name == "Image" and image is None:
+            image = el
+    instrument = objective = None
+    if image is not None:
+        for el in image:
+            name = _tag(el)
+            if name == "AcquisitionDate" and (el.text or "").strip():
+                out["acquired"] = (el.text or "").strip()
+            elif name == "InstrumentRef":
+                instrument = by_id.get(("Instrument", el.get("ID") or ""))
+            elif name == "ObjectiveSettings":
+                objective = by_id.get(("Objective", el.get("ID") or ""))
+    if out["acquired"] is None:
+        for el in root.iter():
+            if _tag(el) == "AcquisitionDate" and (el.text or "").strip():
+                out["acquired"] = (el.text or "").strip()
+                break
+    microscope = None
+    if instrument is not None:
+        microscope = next((el for el in instrument if _tag(el) == "Microscope"), None)
+    microscope = microscope if microscope is not None else firsts.get("Microscope")
+    if microscope is not None:
+        text = " ".join(w for w in (microscope.get("Manufacturer"), microscope.get("Model")) if w)
+        out["instrument"] = text or None
+    objective = objective if objective is not None else firsts.get("Objective")
+    if objective is not None:
+        parts = [objective.get("Manufacturer"), objective.get("Model")]
+        mag, na = _number(objective.get("NominalMagnification")), _number(objective.get("LensNA"))
+        if mag is not None:
+            parts.append(f"{mag:g}x")
+        if na is not None:
+            parts.append(f"NA {na:g}")
+        out["objective"] = " ".join(p for p in parts if p) or None
     return out
+
+
+def _number(text: str | None) -> float | None:
+    """A finite number from an attribute, None when it is not one (hostile or broken XML)."""
+    try:
+        value = float(text) if text is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _facts_task(

@@ -17,7 +17,7 @@ import tifffile
 
 import bioimnb
 from bioimnb.core import facts as facts_mod
-from bioimnb.core.facts import image_facts, scan
+from bioimnb.core.facts import image_facts, ome_acquisition, scan
 from bioimnb.core.locations import walk
 
 REPO = Path(__file__).resolve().parents[2]
@@ -147,6 +147,29 @@ def test_facts_of_ome_acquisition_metadata(tmp_path: Path):
     tifffile.imwrite(path, np.zeros((8, 16), np.uint8), description=xml, metadata=None)
     f = image_facts(str(path))
     assert (f.acquired, f.instrument, f.objective) == ("2024-05-01T10:00:00", "Zeiss LSM 980", "Plan-Apochromat 63x NA 1.4")
+
+
+def test_acquisition_facts_follow_the_image_references():
+    ns = 'xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06"'
+    two = (
+        f'<OME {ns}>'
+        '<Instrument ID="Instrument:0"><Microscope Manufacturer="Nikon" Model="Ti2"/>'
+        '<Objective ID="Objective:0:0" Model="Plan Fluor" NominalMagnification="10" LensNA="0.3"/></Instrument>'
+        '<Instrument ID="Instrument:1"><Microscope Manufacturer="Zeiss" Model="LSM 980"/>'
+        '<Objective ID="Objective:1:0" Model="Plan-Apochromat" NominalMagnification="20"/>'
+        '<Objective ID="Objective:1:1" Model="C-Apochromat" NominalMagnification="40" LensNA="1.2"/></Instrument>'
+        '<Image ID="Image:0"><AcquisitionDate>2025-01-02T03:04:05</AcquisitionDate>'
+        '<InstrumentRef ID="Instrument:1"/><ObjectiveSettings ID="Objective:1:1"/></Image></OME>'
+    )
+    assert ome_acquisition(two, "x") == {
+        "acquired": "2025-01-02T03:04:05", "instrument": "Zeiss LSM 980", "objective": "C-Apochromat 40x NA 1.2",
+    }
+    # No references: the document's first; numbers that are not numbers are left out, not fatal.
+    hostile = (
+        f'<OME {ns}><Instrument ID="Instrument:0"><Objective ID="Objective:0" Model="M" '
+        'NominalMagnification="lots" LensNA="nan"/></Instrument><Image ID="Image:0"/></OME>'
+    )
+    assert ome_acquisition(hostile, "x") == {"acquired": None, "instrument": None, "objective": "M"}
 
 
 def test_cli_scan_json_lines_contract(tree: Path, tmp_path: Path):
