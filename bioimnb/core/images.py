@@ -201,6 +201,11 @@ class MultiscaleImage:
         return self._backend.ome_xml()
 
     @property
+    def scene_locations(self) -> list[str]:
+        """Where each scene lives inside the source (see :meth:`Backend.scene_locations`)."""
+        return list(self._backend.scene_locations())
+
+    @property
     def files(self) -> list[str]:
         """Every file or folder this image is made of (see :meth:`Backend.files`)."""
         return list(self._backend.files())

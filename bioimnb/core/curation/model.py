@@ -284,10 +284,7 @@ def _all_scenes(img: Any) -> OME:
 def _scene_paths(img: Any) -> list[str]:
     # The NGFF reader already decided which group holds which scene (single image, plate field,
     # bioformats2raw series); ask it rather than walking the hierarchy a second time.
-    paths = getattr(img._backend, "_scene_paths", None)
-    if paths is None:  # pragma: no cover - every OME-Zarr backend has them
-        return [""]
-    return [str(p) for _, p in paths]
+    return [str(p) for p in img.scene_locations]
 
 
 def _read_small(res: Resolved) -> bytes:

@@ -325,6 +325,11 @@ class Backend(ABC):
         """The file's own OME-XML, when it carries one."""
         return None
 
+    def scene_locations(self) -> list[str]:
+        """Where each scene lives inside the source: a group path in a hierarchy (an OME-Zarr
+        plate's fields, bioformats2raw series), ``""`` when the source itself is the scene."""
+        return [""] * len(self.scene_names)
+
     def status(self) -> dict[str, Any]:
         """Extra facts for ``info`` (for example an incomplete conversion)."""
         return {}

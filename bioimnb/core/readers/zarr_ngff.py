@@ -579,6 +579,9 @@ class ZarrBackend(Backend):
         return out
 
     # -- scenes ------------------------------------------------------------------------
+    def scene_locations(self) -> list[str]:
+        return [path for _, path in self._scene_paths]
+
     @cached_property
     def _scene_paths(self) -> list[tuple[str, str]]:
         """(scene name, group path) pairs."""
