@@ -21,10 +21,12 @@ of the same content family (``.svs`` over plain TIFF).
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,6 +40,7 @@ __all__ = [
     "format_by_name",
     "format_for_content",
     "format_for_name",
+    "format_status",
     "formats",
     "lab_file_types",
     "readers",
@@ -434,6 +437,29 @@ def format_by_name(name: str) -> Format | None:
         if fmt.name == name:
             return fmt
     return None
+
+
+@lru_cache(maxsize=1)
+def _status_table() -> dict[str, Any]:
+    from pathlib import Path
+
+    return dict(json.loads((Path(__file__).parent / "format_status.json").read_text(encoding="utf-8")))
+
+
+def format_status(name: str) -> dict[str, Any]:
+    """Whether a format is open or a vendor's, as ``{"open": bool, "media_type": str | None,
+    "vendor": str | None, "listed": bool}`` (``format_status.json``; a format not listed there,
+    the Bio-Formats long tail, counts as proprietary and ``listed`` is False)."""
+    table = _status_table()
+    if name in table["open"]:
+        return {"open": True, "media_type": table["open"][name].get("media_type"), "vendor": None, "listed": True}
+    rec = table["proprietary"].get(name)
+    return {
+        "open": False,
+        "media_type": (rec or {}).get("media_type"),
+        "vendor": (rec or {}).get("vendor"),
+        "listed": rec is not None,
+    }
 
 
 def format_for_name(name: str, *, is_dir: bool = False) -> Format | None:

@@ -239,3 +239,17 @@ def test_a_reader_can_be_chosen(toy, images):
     assert (forced.reader, forced.format) == ("toy-reader", "Toy")
     assert bioimnb.open_image(path, reader="toy-reader").reader == "toy-reader"
     assert bioimnb.open_image(tif, reader="tifffile").reader == "tifffile"
+
+
+def test_every_python_reader_format_says_whether_it_is_open():
+    """The registry decides what the data management plan calls open or proprietary: a format a
+    Python reader adds must be listed, so it is never counted as proprietary by omission."""
+    names = {fmt.name for rec in registry.readers() if rec.name != "bioformats" for fmt in rec.formats}
+    assert names and all(registry.format_status(n)["listed"] for n in names), sorted(
+        n for n in names if not registry.format_status(n)["listed"]
+    )
+    assert registry.format_status("OME-Zarr")["open"] and not registry.format_status("CZI")["open"]
+    assert registry.format_status("CZI")["vendor"] == "Zeiss"
+    assert registry.format_status("Some Bio-Formats format") == {
+        "open": False, "media_type": None, "vendor": None, "listed": False,
+    }

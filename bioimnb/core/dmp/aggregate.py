@@ -51,23 +51,16 @@ def count(n: int, word: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _format_table() -> dict[str, Any]:
-    return dict(json.loads((HERE / "formats.json").read_text(encoding="utf-8")))
+def _modalities() -> dict[str, Any]:
+    return dict(json.loads((HERE / "modalities.json").read_text(encoding="utf-8")))
 
 
 def format_info(name: str) -> dict[str, Any]:
-    """``{"open": bool, "media_type": str | None, "vendor": str | None, "listed": bool}`` for a
-    format name of the registry (``formats.json``; an unlisted format counts as proprietary)."""
-    table = _format_table()
-    if name in table["open"]:
-        return {"open": True, "media_type": table["open"][name].get("media_type"), "vendor": None, "listed": True}
-    rec = table["proprietary"].get(name)
-    return {
-        "open": False,
-        "media_type": (rec or {}).get("media_type"),
-        "vendor": (rec or {}).get("vendor"),
-        "listed": rec is not None,
-    }
+    """Open or proprietary, media type and vendor of a format: the registry decides
+    (:func:`bioimnb.core.registry.format_status`)."""
+    from ..registry import format_status
+
+    return format_status(name)
 
 
 @dataclass
@@ -211,7 +204,7 @@ def aggregate(
     months: dict[str, dict[str, int]] = {}
     dates: list[dt.datetime] = []
     zarr_raw = zarr_est = zarr_src = 0
-    em_words = tuple(_format_table()["electron_microscopy_words"])
+    em_words = tuple(_modalities()["electron_microscopy_words"])
     default_source = out.sources[0] if out.sources else "data"
     for s in out.sources:
         out.by_source[s] = {}
