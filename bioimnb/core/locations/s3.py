@@ -89,15 +89,16 @@ class S3Lister(LocationBase):
                 for n, is_dir, _ in batch
                 if not is_dir and n.lower().endswith(_MRXS_SUFFIX)
             )
-            # A folder is an MRXS companion when "<name>.mrxs" exists; it may be listed on
-            # another page (AWS puts "x.mrxs" before "x/", SeaweedFS after), so ask when unseen.
-            unknown = [
-                n
-                for n, is_dir, _ in batch
-                if is_dir and n not in mrxs_stems and format_for_name(n, is_dir=True) is None
-            ]
-            found = await asyncio.gather(*(self._s3_has_mrxs(bucket, prefix, n) for n in unknown))
-            mrxs_stems.update(n for n, has in zip(unknown, found) if has)
+            # A folder is an MRXS companion when "<name>.mrxs" exists.  When this call has seen
+            # the folder from its start to its end, every such name is known; otherwise it may
+            # be on another page (AWS puts "x.mrxs" before "x/", SeaweedFS after): ask.
+            if not (first_page and not truncated):
+                unknown = [
+                    n for n, is_dir, _ in batch
+                    if is_dir and n not in mrxs_stems and format_for_name(n, is_dir=True) is None
+                ]
+                found = await asyncio.gather(*(self._s3_has_mrxs(bucket, prefix, n) for n in unknown))
+                mrxs_stems.update(n for n, has in zip(unknown, found) if has)
             items.extend(item for item in batch if not (item[1] and item[0] in mrxs_stems))
 
         if first_page and key and not seen_any:
