@@ -183,3 +183,34 @@ def test_label_opacity_blend() -> None:
         want = np.floor(base + (colour - base) * a + 0.5).astype(np.uint8)
         np.testing.assert_array_equal(rgba[150, 100, :3], want)
         np.testing.assert_array_equal(rgba[5, 5], plain[5, 5])
+
+
+@pytest.mark.parametrize("shape, factors", [((1, 1, 3, 37, 53), (1, 1, 1, 2, 2)), ((2, 1, 5, 41, 30), (1, 1, 2, 2, 2))])
+def test_coarse_label_levels_are_reduced_block_by_block(monkeypatch, tmp_path, shape, factors) -> None:
+    """Each coarse level is computed one output block at a time (memory bounded by a block)
+    and equals reducing the whole level at once, odd edges included."""
+    from bioimnb.core.convert import labels as mod
+    from bioimnb.core.convert.downsample import reduce_block
+
+    monkeypatch.setattr(mod, "_BLOCK_YX", 8)  # many blocks, ragged at the edges
+    rng = np.random.default_rng(3)
+    prev_data = rng.integers(0, 5, shape).astype(np.uint16)
+    out_shape = tuple(-(-n // f) + (1 if i == 4 else 0) for i, (n, f) in enumerate(zip(shape, factors)))  # X one wider
+    root = zarr.open_group(str(tmp_path / "l.zarr"), mode="w")
+    prev = root.create_array("0", shape=shape, dtype=np.uint16, chunks=(1, 1, 1, 8, 8))
+    prev[...] = prev_data
+    out = root.create_array("1", shape=out_shape, dtype=np.uint16, chunks=(1, 1, 1, 4, 4), fill_value=0)
+    reads: list[int] = []
+    original = prev.__class__.__getitem__
+
+    def counting(self, key):
+        got = original(self, key)
+        reads.append(int(np.asarray(got).size))
+        return got
+
+    monkeypatch.setattr(prev.__class__, "__getitem__", counting)
+    mod._reduce_level(prev, out)
+    monkeypatch.undo()
+    whole = mod._fit(reduce_block(prev_data, factors, "mode"), out_shape)
+    np.testing.assert_array_equal(out[...], whole)
+    assert len(reads) > 4 and max(reads) < prev_data.size  # never the whole level at once

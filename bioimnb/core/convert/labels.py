@@ -120,13 +120,10 @@ def add_labels(
                 ids.update(int(v) for v in np.unique(plane)[: MAX_COLORS + 1])
             arrays[0][_key(axes, t, z)] = plane
             del plane
-    # Coarser levels from the previous one (mode of each window), as the image's levels are.
+    # Coarser levels from the previous one (mode of each window), as the image's levels are,
+    # block by block: memory is bounded by a block, never by the level.
     for k in range(1, len(shapes)):
-        prev = np.asarray(arrays[k - 1][...])
-        factors = tuple(max(1, round(p / s)) for p, s in zip(prev.shape, shapes[k], strict=True))
-        reduced = reduce_block(prev, factors, "mode")
-        arrays[k][...] = _fit(reduced, shapes[k])
-        del prev, reduced
+        _reduce_level(arrays[k - 1], arrays[k])
     ids.discard(0)
     from ..tiles.render import label_colors
 
@@ -161,6 +158,35 @@ def add_labels(
     out.attrs["bioimnb"] = {"status": "complete", "provenance": record}
     path = "/".join(p for p in (base, "labels", name) if p)
     return {"dest": dest, "label": name, "path": path, "levels": [list(s) for s in shapes], "colors": len(colors), "checks": checks}
+
+
+_BLOCK_YX = 1024
+"""Output block edge (Y and X) of a coarse label level: about 4 MiB of uint32 out, 16 MiB in."""
+
+
+def _reduce_level(prev: Any, out: Any) -> None:
+    """Write ``out`` as the mode-reduction of ``prev`` (zarr arrays), one output block at a
+    time.  Equal to reducing the whole level and fitting it to ``out``'s shape (edges replicated)."""
+    import itertools
+
+    src, dst = tuple(int(n) for n in prev.shape), tuple(int(n) for n in out.shape)
+    factors = tuple(max(1, round(p / s)) for p, s in zip(src, dst, strict=True))
+    block = []
+    for i, c in enumerate(out.chunks):
+        c = max(1, int(c))
+        big = i >= len(dst) - 2  # Y and X: several chunks per block
+        block.append(max(c, (_BLOCK_YX // c) * c) if big else c)
+    starts = [range(0, n, b) for n, b in zip(dst, block, strict=True)]
+    for corner in itertools.product(*starts):
+        want = [min(b, n - o) for o, b, n in zip(corner, block, dst, strict=True)]
+        region = []
+        for o, w, f, n in zip(corner, want, factors, src, strict=True):
+            lo = o * f
+            if lo >= n:  # beyond the reduced data: its last window, replicated below
+                lo = ((n - 1) // f) * f
+            region.append(slice(lo, min(n, (o + w) * f)))
+        reduced = reduce_block(np.asarray(prev[tuple(region)]), factors, "mode")
+        out[tuple(slice(o, o + w) for o, w in zip(corner, want, strict=True))] = _fit(reduced, tuple(want))
 
 
 def _key(axes: list[str], t: int, z: int) -> tuple[Any, ...]:
