@@ -105,6 +105,7 @@ from bioimnb.core.errors import (
 )
 from bioimnb.core.images import open_image
 from bioimnb.core.locations import browse
+from bioimnb.core.locations.order import SORT_KEYS, sorted_listing
 from bioimnb.core.tiles import ChannelView, TileCache, TileRenderer, parse_channel_spec
 
 #: Every route lives under ``{base_url}bioimnb/``.
@@ -607,7 +608,11 @@ MAX_LISTING_PAGE = 1000
 class ListingHandler(_ImageHandler):
     """``GET api/ls?path=REL[&page_size=100][&page=TOKEN]`` -> one page of the folder's listing as
     bioimnb classifies it (``entries``: name, root-relative path, kind, format, size, files,
-    incomplete, error; ``next_page``).  ``path=`` empty or ``.`` is the root."""
+    incomplete, error; ``next_page``).  ``path=`` empty or ``.`` is the root.
+
+    ``&sort=name|kind|format|size[&descending=1]`` -> the whole folder in that order, in one
+    response (``next_page`` null; :func:`~bioimnb.core.locations.order.sorted_listing`: the
+    notebook browser's rule, refused beyond 100,000 entries)."""
 
     @tornado.web.authenticated
     @authorized(AUTH_ACTION, resource=AUTH_RESOURCE)
@@ -619,6 +624,15 @@ class ListingHandler(_ImageHandler):
         try:
             page_size = min(self.int_arg("page_size", 100, minimum=1), MAX_LISTING_PAGE)
             token = self.get_query_argument("page", None) or None
+            sort = self.get_query_argument("sort", None) or None
+            descending = self.get_query_argument("descending", "0") in ("1", "true", "yes")
+            if sort is not None and sort not in SORT_KEYS:
+                raise BadRequest(f"cannot sort by {sort!r}; choose one of {', '.join(SORT_KEYS)}")
+
+            def listed(loc: Any) -> bytes:
+                if sort is None:
+                    return json_encode(loc.list(page_size, token).to_dict()).encode()
+                return json_encode(sorted_listing(loc, sort, descending).to_dict()).encode()
             service = self.service
             ident = self.get_query_argument("location", "root") or "root"
             if ident != "root":
@@ -630,16 +644,14 @@ class ListingHandler(_ImageHandler):
                 where = configured[ident]
 
                 def job() -> bytes:
-                    page = where.location(rel, service.allow_hidden).list(page_size, token)
-                    return json_encode(page.to_dict()).encode()
+                    return listed(where.location(rel, service.allow_hidden))
 
             else:
                 if rel not in ("", "."):
                     self.service.resolve(rel)  # the same refusals as the image routes (hidden, escapes)
 
                 def job() -> bytes:
-                    loc = browse(rel or ".", root=service.root_dir, show_hidden=service.allow_hidden)
-                    return json_encode(loc.list(page_size, token).to_dict()).encode()
+                    return listed(browse(rel or ".", root=service.root_dir, show_hidden=service.allow_hidden))
 
             result = await service.run(job)
         except Exception as exc:

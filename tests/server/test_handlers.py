@@ -128,6 +128,32 @@ async def test_formats_route_lists_the_registry_including_a_new_reader(jp_fetch)
     assert [ft for ft in data["file_types"] if ft["extensions"] != [".toys"]] == registry.lab_file_types()
 
 
+async def test_listing_route_sorts_the_whole_folder(jp_fetch, jp_root_dir, monkeypatch):
+    folder = jp_root_dir / "sorted"
+    (folder / "b_dir").mkdir(parents=True)
+    for name, size in (("c.txt", 30), ("a.txt", 10), ("B.csv", 20), ("d.txt", 5)):
+        (folder / name).write_bytes(b"x" * size)
+
+    async def names(**params):
+        page = json.loads((await jp_fetch("bioimnb", "api", "ls", params={"path": "sorted", "page_size": "2", **params})).body)
+        assert page["next_page"] is None and page["location"] == "sorted"  # the whole folder, one response
+        return [e["name"] for e in page["entries"]]
+
+    assert await names(sort="size") == ["d.txt", "a.txt", "B.csv", "c.txt", "b_dir"]  # unknown sizes last
+    assert await names(sort="size", descending="1") == ["c.txt", "B.csv", "a.txt", "d.txt", "b_dir"]
+    assert await names(sort="name", descending="1") == ["d.txt", "c.txt", "b_dir", "B.csv", "a.txt"]
+    assert (await names(sort="kind"))[0] == "b_dir"
+    with pytest.raises(HTTPClientError) as info:
+        await jp_fetch("bioimnb", "api", "ls", params={"path": "sorted", "sort": "colour"})
+    assert info.value.code == 400 and "cannot sort by 'colour'" in json.loads(info.value.response.body)["error"]
+    from bioimnb.core.locations import order
+
+    monkeypatch.setattr(order, "MAX_SORTED_ENTRIES", 3)
+    with pytest.raises(HTTPClientError) as info:
+        await jp_fetch("bioimnb", "api", "ls", params={"path": "sorted", "sort": "size"})
+    assert info.value.code == 400 and "too many to sort" in json.loads(info.value.response.body)["error"]
+
+
 async def test_listing_route_classifies_and_flags_incomplete(jp_fetch, jp_root_dir):
     root = jp_root_dir
     (root / "data" / "half.ome.zarr").mkdir(parents=True)

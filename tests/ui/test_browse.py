@@ -201,6 +201,28 @@ def test_side_panel_lists_root_and_bucket_and_opens_the_viewer(lab: Lab, browser
         page.wait_for_selector(row, timeout=60_000)
         _thumb_loaded(page, row)
         assert "broken" in page.locator(f'{panel} .bioimnb-row[data-name="corrupt.ome.tif"]').inner_text()
+        # Sorted by the server, with the notebook browser's rule: size, largest first.
+        from bioimnb.core.locations import browse
+        from bioimnb.core.locations.order import sort_entries
+
+        listed = browse(".", root=str(lab.root)).list(page_size=1000).entries
+        expected = [e.name for e in sort_entries(listed, "size", descending=True)]
+        assert expected != sorted(expected)  # the order says something
+        page.select_option(f'{panel} select[aria-label="Sort by"]', "size")
+        page.locator(f'{panel} button[aria-label="Sort direction"]').click()
+        page.wait_for_function(
+            """([panel, first]) => {
+                const rows = [...document.querySelectorAll(panel + ' .bioimnb-row')];
+                const top = rows.find(r => r.dataset.index === '0');
+                return document.querySelector(panel).dataset.complete === 'true' && top && top.dataset.name === first;
+            }""",
+            arg=[panel, expected[0]],
+            timeout=30_000,
+        )
+        shown = page.locator(f"{panel} .bioimnb-row").evaluate_all(
+            "rows => rows.map(r => [Number(r.dataset.index), r.dataset.name]).sort((a, b) => a[0] - b[0]).map(r => r[1])"
+        )
+        assert shown == expected[: len(shown)] and len(shown) >= 3, (shown, expected)
         page.locator(row).click()
         page.wait_for_selector(f'{panel} .bioimnb-facts >> text="tifffile"')
         page.locator(row).dblclick()

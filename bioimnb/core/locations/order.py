@@ -10,12 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .entries import Entry
+from .entries import Entry, ListingPage
 
-__all__ = ["SORT_KEYS", "filter_entries", "sort_entries"]
+__all__ = ["MAX_SORTED_ENTRIES", "SORT_KEYS", "filter_entries", "sort_entries", "sorted_listing"]
 
 SORT_KEYS = ("name", "kind", "format", "size")
 """What entries can be sorted by."""
+
+MAX_SORTED_ENTRIES = 100_000
+"""A folder is sorted whole only up to this many entries (the rest would be memory and time
+for a list nobody scrolls): beyond, sorting is refused with a one-line reason."""
 
 _KIND_ORDER = {"folder": 0, "image": 1, "file": 2}
 
@@ -80,3 +84,25 @@ def filter_entries(
                 continue
         out.append(e)
     return out
+
+
+def sorted_listing(location: Any, key: str = "name", descending: bool = False, limit: int | None = None) -> ListingPage:
+    """Every entry of ``location`` (a :class:`~bioimnb.core.locations.Location`), listed page
+    by page and sorted as :func:`sort_entries` does, as one page (``next_page`` None).  A
+    folder of more than ``limit`` (default :data:`MAX_SORTED_ENTRIES`) entries is refused (:class:`~bioimnb.core.errors.BioimnbError`)."""
+    from ..errors import BioimnbError
+
+    _key(key)  # an unknown key is refused before anything is listed
+    limit = MAX_SORTED_ENTRIES if limit is None else limit
+    entries: list[Entry] = []
+    token: str | None = None
+    while True:
+        page = location.list(page_size=1000, page=token)
+        entries.extend(page.entries)
+        if len(entries) > limit:
+            raise BioimnbError(
+                page.location, f"more than {limit:,} entries: too many to sort; filter by name or open a sub-folder"
+            )
+        token = page.next_page
+        if token is None:
+            return ListingPage(page.location, sort_entries(entries, key, descending), None)

@@ -70,6 +70,9 @@ export class BrowsePanel extends Widget {
   private readonly select: HTMLSelectElement;
   private readonly crumbs: HTMLDivElement;
   private readonly filter: HTMLInputElement;
+  private readonly sortBy: HTMLSelectElement;
+  private readonly direction: HTMLButtonElement;
+  private descending = false;
   private readonly status: HTMLDivElement;
   private readonly error: HTMLDivElement;
   private readonly facts: HTMLDivElement;
@@ -90,6 +93,20 @@ export class BrowsePanel extends Widget {
     refresh.addEventListener('click', () => this.go(this.locationId, this.path));
     this.filter = h('input', { type: 'text', placeholder: 'filter by name', 'aria-label': 'Filter' });
     this.filter.addEventListener('input', () => this.recompute());
+    // Sorting is the server's (the notebook browser's rule, bioimnb.core.locations.order): a
+    // sorted folder comes whole, in one response.
+    this.sortBy = h(
+      'select',
+      { 'aria-label': 'Sort by', class: 'bioimnb-sort' },
+      ...['name', 'kind', 'format', 'size'].map(k => h('option', { value: k }, k))
+    );
+    this.sortBy.addEventListener('change', () => this.go(this.locationId, this.path));
+    this.direction = h('button', { title: 'Sort direction', 'aria-label': 'Sort direction' }, '▲');
+    this.direction.addEventListener('click', () => {
+      this.descending = !this.descending;
+      this.direction.textContent = this.descending ? '▼' : '▲';
+      void this.go(this.locationId, this.path);
+    });
     this.crumbs = h('div', { class: 'bioimnb-crumbs' });
     this.status = h('div', { class: 'bioimnb-status' });
     this.error = h('div', { class: 'bioimnb-error', role: 'alert' });
@@ -100,7 +117,7 @@ export class BrowsePanel extends Widget {
       onSelect: (_names, focus) => this.showFacts(this.view.find(r => r.name === focus) ?? null)
     });
     const main = h('div', { class: 'bioimnb-main bioimnb-side-main' }, this.list.node);
-    root.append(h('div', { class: 'bioimnb-bar' }, this.select, up, refresh), h('div', { class: 'bioimnb-bar' }, this.filter), this.crumbs, this.status, this.error, main, this.facts);
+    root.append(h('div', { class: 'bioimnb-bar' }, this.select, up, refresh), h('div', { class: 'bioimnb-bar' }, this.filter, this.sortBy, this.direction), this.crumbs, this.status, this.error, main, this.facts);
     this.node.appendChild(root);
     this.node.style.overflow = 'hidden';
     root.style.height = '100%';
@@ -148,6 +165,10 @@ export class BrowsePanel extends Widget {
       do {
         const params = this.routeParams(path);
         params.set('page_size', String(PAGE));
+        if (this.sortBy.value !== 'name' || this.descending) {
+          params.set('sort', this.sortBy.value);
+          params.set('descending', this.descending ? '1' : '0');
+        }
         if (token) {
           params.set('page', token);
         }
