@@ -214,3 +214,24 @@ def test_coarse_label_levels_are_reduced_block_by_block(monkeypatch, tmp_path, s
     whole = mod._fit(reduce_block(prev_data, factors, "mode"), out_shape)
     np.testing.assert_array_equal(out[...], whole)
     assert len(reads) > 4 and max(reads) < prev_data.size  # never the whole level at once
+
+
+def test_convert_keeps_the_source_label_images(tmp_path, images) -> None:
+    """An OME-Zarr's own label images go into the converted OME-Zarr (verified like any label);
+    an OME-TIFF, which cannot hold them, says so in the report's notes."""
+    src, truth = images["ngff05"]
+    for ngff in ("0.5", "0.4"):
+        dest = tmp_path / f"copy{ngff}.ome.zarr"
+        report = bioimnb.convert(src, dest, ngff=ngff)
+        out = bioimnb.open_image(dest)
+        assert out.labels == ["cells"] and report.notes == []
+        np.testing.assert_array_equal(out.label("cells").levels[0].compute()[0, 0], truth["cells"][0])
+        assert any("label 'cells'" in c and "equal to the array" in c for c in report.checks)
+    # The caller's own label of the same name wins over the source's.
+    mine = np.zeros(truth["cells"][0].shape, np.uint16)
+    mine[0, :10, :10] = 7
+    report = bioimnb.convert(src, tmp_path / "mine.ome.zarr", labels={"cells": mine})
+    np.testing.assert_array_equal(bioimnb.open_image(tmp_path / "mine.ome.zarr").label("cells").levels[0].compute()[0, 0], mine)
+    tiff = bioimnb.convert(src, tmp_path / "copy.ome.tif")
+    assert tiff.notes == ["label image 'cells' not carried: OME-TIFF has no label images (convert to .ome.zarr to keep it)"]
+    assert "note: label image 'cells' not carried" in tiff.summary()

@@ -236,11 +236,20 @@ def convert(
     _writable_parent(dst_res)
     with write_errors(dst_res.url):
         if opts.to == "ome-tiff":
-            return convert_to_ome_tiff(img, src_res, dst_res, opts, src_opts, dst_opts, scheduler, progress, cancel)
+            tiff = convert_to_ome_tiff(img, src_res, dst_res, opts, src_opts, dst_opts, scheduler, progress, cancel)
+            for scene in tiff.scenes:
+                tiff.notes.extend(_source_labels(img, int(scene["index"]), set(), opts.to)[1])
+            return tiff
         report = _convert_zarr(img, src_res, dst_res, opts, src_opts, dst_opts, scheduler, progress, cancel)
-        for label_name, label in prepared.items():
-            written = add_labels(dest, label_name, label, scene=report.scenes[0]["index"], overwrite=True, verify=opts.verify, **dst_opts)
-            report.checks.extend(written["checks"])
+        # The caller's labels go to the first written scene; each written scene also keeps the
+        # source's own label images (OME-Zarr labels/) that the caller did not replace.
+        for position, scene in enumerate(report.scenes):
+            requested: dict[str, Any] = prepared if position == 0 else {}
+            own, skipped = _source_labels(img, int(scene["index"]), set(requested), opts.to)
+            report.notes.extend(skipped)
+            for label_name, label in {**own, **requested}.items():
+                written = add_labels(dest, label_name, label, scene=position, overwrite=True, verify=opts.verify, **dst_opts)
+                report.checks.extend(written["checks"])
         return report
 
 
@@ -264,6 +273,33 @@ def _memory_image(
     key = register(backend)
     nbytes = sum(int(np.prod(img.select_scene(i).shape)) * img.dtype.itemsize for i in range(len(img.scenes)))
     return open_image(key, scene=img.scene_index), InMemory(key, nbytes)
+
+
+def _source_labels(img: MultiscaleImage, scene: int, replaced: set[str], to: str) -> tuple[dict[str, Any], list[str]]:
+    """The label images of the source's ``scene`` to write into the output (level 0 as
+    ``(T, Z, Y, X)``; the output's coarser levels are made as for any label), and a note for
+    each one that cannot go (OME-TIFF has no label images; a label on another grid)."""
+    from ..readers.memory import label_array
+
+    try:
+        source = img.select_scene(scene)
+        names = [n for n in source.labels if n not in replaced]
+    except BioimnbError:
+        return {}, []
+    out: dict[str, Any] = {}
+    notes: list[str] = []
+    for name in names:
+        if to != "ome-zarr":
+            notes.append(f"label image {name!r} not carried: OME-TIFF has no label images (convert to .ome.zarr to keep it)")
+            continue
+        try:
+            level0 = source.label(name).levels[0][:, 0]
+            label_array(level0, source.shape, name, img.source)
+        except BioimnbError as exc:
+            notes.append(f"label image {name!r} not carried: {exc.reason}")
+            continue
+        out[name] = level0
+    return out, notes
 
 
 def _prepared_labels(img: MultiscaleImage, labels: dict[str, Any] | None, dest: str) -> dict[str, Any]:

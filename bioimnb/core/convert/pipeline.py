@@ -78,6 +78,9 @@ class ConversionReport:
     checks: list[str] = field(default_factory=list)
     resumed_blocks: int = 0
     written_blocks: int = 0
+    notes: list[str] = field(default_factory=list)
+    """What the output does not carry over from the source, and why (label images an OME-TIFF
+    cannot hold, a label on another grid)."""
 
     @property
     def ratio(self) -> float:
@@ -98,6 +101,7 @@ class ConversionReport:
             f" ratio {self.ratio:.2f}x raw, {self.seconds:.1f} s",
         ]
         lines += [f"  check: {c}" for c in self.checks]
+        lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
 
