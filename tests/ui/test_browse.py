@@ -187,6 +187,43 @@ def test_browse_preview_and_convert_in_a_notebook(lab: Lab, browser: Any) -> Non
         page.close()
 
 
+def test_copy_to_and_add_to_dmp_clicked_in_a_notebook(lab: Lab, browser: Any) -> None:
+    """The browser's last two actions, clicked: Copy to... copies the selection (verified) into
+    the folder typed in; Add to DMP shows the plan for the selection."""
+    import time
+
+    dest = lab.root.parent / "copies"
+    page, _ = _open_notebook(lab, browser, "actions.ipynb", ['import bioimnb\nb = bioimnb.browse(".")\nb'])
+    try:
+        _run(page, 0)
+        browse = _cell(0) + " .bioimnb-browser"
+        row = f'{browse} .bioimnb-row[data-name="img.ome.tif"]'
+        page.wait_for_selector(row, timeout=90_000)
+        page.locator(row).click()
+        page.wait_for_selector(f'{browse} .bioimnb-facts >> text="OME-TIFF"')
+        page.wait_for_function(KERNEL_IDLE)
+        page.locator(f'{browse} button[data-action="copy"]').click()
+        target = page.locator(f'{_cell(0)} input[placeholder^="folder, s3://"]')
+        target.wait_for(timeout=30_000)
+        target.fill(str(dest))
+        target.press("Enter")
+        page.locator(f"{_cell(0)} .widget-button.mod-primary", has_text="Copy to...").click()
+        copied = dest / "img.ome.tif"
+        deadline = time.monotonic() + 60
+        while not (copied.is_file() and copied.stat().st_size == (lab.root / "img.ome.tif").stat().st_size):
+            assert time.monotonic() < deadline, "the copy did not arrive"
+            time.sleep(0.2)
+        assert copied.read_bytes() == (lab.root / "img.ome.tif").read_bytes()
+        page.wait_for_function(KERNEL_IDLE)
+        page.locator(f'{browse} button[data-action="dmp"]').click()
+        # The plan for the one selected image, rendered below the listing.
+        page.wait_for_selector(f"{_cell(0)} >> text=/Add to DMP: 1 selected/", timeout=60_000)
+        page.wait_for_selector(f"{_cell(0)} >> text=/Data description and collection/", timeout=60_000)
+        assert "OME-TIFF" in page.locator(_cell(0) + " .jp-Cell-outputArea").inner_text()
+    finally:
+        page.close()
+
+
 def test_side_panel_lists_root_and_bucket_and_opens_the_viewer(lab: Lab, browser: Any, s3: Any) -> None:
     page = browser.new_page()
     traffic = Traffic(page)
