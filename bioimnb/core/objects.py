@@ -130,7 +130,7 @@ def object_reader(res: Resolved) -> ObjectReader | None:
     bucket, _, key = res.path.partition("/")
     if not bucket or not key:
         return None
-    config = _store_config(res.options)
+    config = _store_config(res.options, bucket)
     if config is None:
         return None
     try:
@@ -155,7 +155,7 @@ def object_reader(res: Resolved) -> ObjectReader | None:
     return ObjectReader(store, key)
 
 
-def _store_config(options: dict[str, Any]) -> dict[str, Any] | None:
+def _store_config(options: dict[str, Any], bucket: str = "") -> dict[str, Any] | None:
     """obstore settings equal to these s3fs options, or None when there are none."""
     if set(options) - _KNOWN:
         return None
@@ -189,8 +189,10 @@ def _store_config(options: dict[str, Any]) -> dict[str, Any] | None:
         out["endpoint"] = str(endpoint)
         client["allow_http"] = str(endpoint).startswith("http://")
         out["virtual_hosted_style_request"] = style == "virtual"
-    elif style == "path":
-        out["virtual_hosted_style_request"] = False
+    else:
+        # AWS itself: virtual-hosted addressing as botocore uses it, except where botocore
+        # falls back to paths (names with dots, which TLS certificates do not cover).
+        out["virtual_hosted_style_request"] = style != "path" and "." not in bucket
     if config_kwargs.get("connect_timeout") is not None:
         client["connect_timeout"] = f"{float(config_kwargs['connect_timeout']):g}s"
     if config_kwargs.get("read_timeout") is not None:

@@ -119,3 +119,16 @@ def test_only_options_obstore_can_be_given_exactly(options, used, monkeypatch):
         monkeypatch.setenv("AWS_SESSION_TOKEN", "from-the-environment")
         expect = "token" in options or "anon" in options
         assert (objects._store_config(options) is not None) is expect
+
+
+def test_addressing_follows_botocore(monkeypatch):
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    aws = {"key": "k", "secret": "s", "client_kwargs": {"region_name": "eu-west-1"}}
+    assert objects._store_config(aws, "lab-data")["virtual_hosted_style_request"] is True
+    assert objects._store_config(aws, "lab.data")["virtual_hosted_style_request"] is False  # dots: paths
+    path_style = {**aws, "config_kwargs": {"s3": {"addressing_style": "path"}}}
+    assert objects._store_config(path_style, "lab-data")["virtual_hosted_style_request"] is False
+    own = {"key": "k", "secret": "s", "endpoint_url": "http://127.0.0.1:9"}
+    config = objects._store_config(own, "lab-data")
+    assert config["virtual_hosted_style_request"] is False and config["client_options"]["allow_http"] is True

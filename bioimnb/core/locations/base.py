@@ -55,7 +55,7 @@ class LocationBase:
         self.storage_options: dict[str, Any] = dict(storage_options or {})
         self._etags: dict[str, str] = {}  # S3 keys of the page being listed -> ETag
         self._modified: dict[str, Any] = {}  # S3 keys of the page being listed -> LastModified
-        self._objects: Any = None  # S3: an obstore reader for this bucket, False when s3fs reads
+        self._objects: dict[str, Any] = {}  # S3 bucket -> an obstore reader, or None when s3fs reads
 
     @property
     def fs(self) -> fsspec.AbstractFileSystem:

@@ -190,19 +190,16 @@ class S3Lister(LocationBase):
 
     def _reader(self, key: str) -> ObjectReader | None:
         """An obstore reader of ``bucket/key`` when the options allow one (see core/objects)."""
-        if self._objects is False:
-            return None
         bucket, _, rest = key.partition("/")
-        if self._objects is None or self._objects.key.partition("/")[0] != bucket:
+        if bucket not in self._objects:
             from ..storage import resolve
 
             try:
-                self._objects = object_reader(resolve(f"s3://{bucket}/{rest}", **self.storage_options)) or False
+                self._objects[bucket] = object_reader(resolve(f"s3://{bucket}/{rest}", **self.storage_options))
             except BioimnbError:
-                self._objects = False
-            if self._objects is False:
-                return None
-        return self._objects.sibling(rest)
+                self._objects[bucket] = None
+        known: ObjectReader | None = self._objects[bucket]
+        return None if known is None else known.sibling(rest)
 
     async def _s3_read(self, key: str, end: int | None = None, *, missing_ok: bool = True) -> bytes | None:
         """The object (its first ``end`` bytes); None when it cannot be read.  With
