@@ -188,3 +188,28 @@ def test_a_replaced_source_is_reopened_by_the_next_conversion_in_the_same_proces
     os.replace(tmp_path / "new.tif", src)
     convert(src, tmp_path / "two.ome.zarr", **OPTS)
     np.testing.assert_array_equal(level0(tmp_path / "two.ome.zarr"), pixels(12))
+
+
+def test_an_in_memory_conversion_resumes_when_given_the_same_array(tmp_path):
+    """An interrupted conversion of an array finishes with resume=True and the same array
+    (verified against it); a different array of the same shape is refused, never mixed in."""
+    dest = tmp_path / "mem.ome.zarr"
+    truth = pixels(5)
+    cancel = threading.Event()
+
+    def progress(p):
+        if p.done >= 8:
+            cancel.set()
+
+    with pytest.raises(ConversionCancelled):
+        convert(truth, dest, axes="YX", progress=progress, cancel=cancel, **OPTS)
+    assert bioimnb.open_image(dest).status()["incomplete"] is True
+    other = pixels(6)
+    with pytest.raises(SourceChanged) as info:
+        convert(other, dest, axes="YX", resume=True)
+    assert "refusing to mix two versions" in str(info.value)
+    assert bioimnb.open_image(dest).status()["incomplete"] is True
+    report = convert(truth, dest, axes="YX", resume=True)
+    assert report.resumed_blocks >= 8 and report.written_blocks > 0
+    np.testing.assert_array_equal(level0(dest), truth)
+    assert bioimnb.open_image(dest).status().get("incomplete") is None
