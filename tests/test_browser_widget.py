@@ -14,6 +14,7 @@ from typing import Any
 import imagecodecs
 import numpy as np
 import pytest
+import tifffile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fixtures  # noqa: E402
@@ -346,3 +347,45 @@ def test_metadata_copy_and_dmp_actions_call_the_public_api(tmp_path: Path) -> No
     _msg(widget, {"type": "action", "name": "dmp"})
     assert widget.error == "", widget.error
     assert len(widget.output.children) == 2
+
+
+def test_thumbnails_of_rows_scrolled_away_are_not_made(tmp_path: Path, monkeypatch: Any) -> None:
+    """The front end cancels thumbnails of rows that left the view: one queued behind busy
+    threads is never made nor sent; one already made is sent as usual."""
+    from bioimnb.widgets import browser_ui
+
+    for i in range(browser_ui.THUMB_THREADS + 3):
+        tifffile.imwrite(tmp_path / f"img{i:02d}.tif", np.full((16, 16), i, np.uint8))
+    widget, sent = _browser(str(tmp_path))
+    widget.wait(60)
+    release = threading.Event()
+    started: list[str] = []
+    made: list[str] = []
+    original = type(widget).thumbnail
+
+    def slow(self: Any, name: str) -> Any:
+        started.append(name)
+        release.wait(30)
+        made.append(name)
+        return original(self, name)
+
+    monkeypatch.setattr(type(widget), "thumbnail", slow)
+    names = [f"img{i:02d}.tif" for i in range(browser_ui.THUMB_THREADS + 3)]
+    for name in names:
+        _msg(widget, {"type": "thumb", "name": name})
+    deadline = time.monotonic() + 30
+    while len(started) < browser_ui.THUMB_THREADS:  # every thread busy, the rest queued
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    busy = list(started)
+    queued = [n for n in names if n not in busy]
+    for name in queued[:2]:
+        _msg(widget, {"type": "thumb-cancel", "name": name})
+    _msg(widget, {"type": "thumb-cancel", "name": busy[0]})  # already running: still sent
+    release.set()
+    for name in [*busy, queued[2]]:
+        sent.wait(lambda m, n=name: m.get("type") == "thumb" and m.get("name") == n)
+    time.sleep(0.5)
+    replied = {m.get("name") for m, _ in sent.items if m.get("type") == "thumb"}
+    assert replied == {*busy, queued[2]} and not set(queued[:2]) & set(made), (replied, made)
+    assert widget._thumb_jobs == {}

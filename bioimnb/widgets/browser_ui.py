@@ -30,7 +30,7 @@ import pathlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -243,6 +243,7 @@ class Browser(w.VBox):
         self._by_name: dict[str, Entry] = {}
         self._summaries: dict[str, dict[str, Any]] = {}
         self._lock = threading.RLock()
+        self._thumb_jobs: dict[str, Future[None]] = {}  # thumbnails asked for and not yet sent
         self._generation = 0
         self._loader: threading.Thread | None = None
         self._done = threading.Event()
@@ -692,11 +693,24 @@ class Browser(w.VBox):
                 name = str(content.get("name", ""))
 
                 def work() -> None:
-                    png, summary = self.thumbnail(name)
-                    self.panel.send({"type": "thumb", "name": name, "summary": summary},
-                                    [png] if png else [])
+                    try:
+                        png, summary = self.thumbnail(name)
+                        self.panel.send({"type": "thumb", "name": name, "summary": summary},
+                                        [png] if png else [])
+                    finally:
+                        with self._lock:
+                            if self._thumb_jobs.get(name) is job:
+                                del self._thumb_jobs[name]
 
-                _executor().submit(_guard(work))
+                with self._lock:
+                    job = _executor().submit(_guard(work))
+                    self._thumb_jobs[name] = job
+            elif kind == "thumb-cancel":
+                # The row scrolled out of view: a thumbnail not started yet is never made.
+                with self._lock:
+                    queued = self._thumb_jobs.pop(str(content.get("name", "")), None)
+                if queued is not None:
+                    queued.cancel()
             elif kind == "open":
                 self.open_entry(str(content.get("name", "")))
             elif kind == "go":

@@ -59,10 +59,10 @@ export async function requestAPI<T>(
 }
 
 /** GET a binary route of the bioimnb server extension (thumbnails) as a Blob. */
-export async function requestBlob(endPoint: string): Promise<Blob> {
+export async function requestBlob(endPoint: string, init: RequestInit = {}): Promise<Blob> {
   const settings = ServerConnection.makeSettings();
   const url = URLExt.join(settings.baseUrl, 'bioimnb', endPoint);
-  const response = await ServerConnection.makeRequest(url, {}, settings);
+  const response = await ServerConnection.makeRequest(url, init, settings);
   if (!response.ok) {
     let detail = response.statusText;
     try {

@@ -43,6 +43,8 @@ export interface ListingSource {
   rows(start: number, count: number): Promise<Row[]>;
   /** The thumbnail (an object URL) and summary of an image row. */
   thumb(row: Row): Promise<Thumb>;
+  /** The row scrolled away before its thumbnail came: stop making it (optional). */
+  cancelThumb?(row: Row): void;
 }
 
 export const ROW_HEIGHT = 44;
@@ -77,6 +79,8 @@ export class VirtualList {
   /** Rows of the previous version, drawn until the new ones arrive (no flicker). */
   private stale = new Map<number, Row[]>();
   private thumbs = new Map<string, Thumb | Promise<void>>();
+  /** Rows whose thumbnail is asked for and not yet here. */
+  private waiting = new Map<string, Row>();
   private selected = new Set<string>();
   private anchor = -1;
   private generation = 0;
@@ -117,6 +121,7 @@ export class VirtualList {
         }
       }
       this.thumbs.clear();
+      this.cancelHidden(new Set());
       this.selected.clear();
       this.anchor = -1;
       this.node.scrollTop = 0;
@@ -143,6 +148,7 @@ export class VirtualList {
 
   /** A thumbnail arrived out of band (the widget's comm replies). */
   setThumb(name: string, thumb: Thumb): void {
+    this.waiting.delete(name);
     this.thumbs.set(name, thumb);
     this.schedule();
   }
@@ -201,16 +207,38 @@ export class VirtualList {
     if (this.thumbs.has(row.name) || row.kind !== 'image' || row.error) {
       return;
     }
-    const pending = this.source
+    const pending: Promise<void> = this.source
       .thumb(row)
       .then(thumb => {
-        this.thumbs.set(row.name, thumb);
-        this.schedule();
+        if (this.thumbs.get(row.name) === pending) {
+          this.waiting.delete(row.name);
+          this.thumbs.set(row.name, thumb);
+          this.schedule();
+        }
       })
       .catch(() => {
-        this.thumbs.set(row.name, { summary: { error: 'no thumbnail' } });
+        if (this.thumbs.get(row.name) === pending) {
+          this.waiting.delete(row.name);
+          this.thumbs.set(row.name, { summary: { error: 'no thumbnail' } });
+        }
       });
     this.thumbs.set(row.name, pending);
+    this.waiting.set(row.name, row);
+  }
+
+  /** Thumbnails asked for rows now out of view are cancelled (asked again if they come back),
+   * so scrolling through a long folder does not queue work for rows nobody sees. */
+  private cancelHidden(visible: Set<string>): void {
+    if (!this.source.cancelThumb) {
+      return;
+    }
+    for (const [name, row] of [...this.waiting]) {
+      if (!visible.has(name)) {
+        this.waiting.delete(name);
+        this.thumbs.delete(name);
+        this.source.cancelThumb(row);
+      }
+    }
   }
 
   private draw(): void {
@@ -225,9 +253,17 @@ export class VirtualList {
     }
     this.rowsNode.style.transform = `translateY(${first * ROW_HEIGHT}px)`;
     const nodes: HTMLElement[] = [];
+    const visible = new Set<string>();
     for (let i = first; i < last; i++) {
       const row = this.rowAt(i);
       nodes.push(this.renderRow(i, row));
+      if (row) {
+        visible.add(row.name);
+      }
+    }
+    this.cancelHidden(visible);
+    for (let i = first; i < last; i++) {
+      const row = this.rowAt(i);
       if (row) {
         this.fetchThumb(row);
       }

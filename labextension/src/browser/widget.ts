@@ -70,6 +70,11 @@ class CommSource implements ListingSource {
     });
   }
 
+  cancelThumb(row: Row): void {
+    this.thumbWaiters.delete(row.name);
+    this.model.send({ type: 'thumb-cancel', name: row.name });
+  }
+
   private onMessage = (msg: any, buffers: DataView[] = []): void => {
     if (msg?.type === 'rows') {
       const done = this.pending.get(msg.id);

@@ -41,8 +41,8 @@ interface IPage {
 export interface ISidePanelOptions {
   /** GET a JSON route under {base_url}bioimnb/ (auth and base URL handled). */
   getJSON: <T>(endPoint: string) => Promise<T>;
-  /** GET a binary route under {base_url}bioimnb/ as a Blob. */
-  getBlob: (endPoint: string) => Promise<Blob>;
+  /** GET a binary route under {base_url}bioimnb/ as a Blob (`init.signal` aborts it). */
+  getBlob: (endPoint: string, init?: RequestInit) => Promise<Blob>;
   /** Open an image in the bioimnb viewer (`location`: null for the server root). */
   openViewer: (path: string, isFolder: boolean, location: string | null) => void;
 }
@@ -51,11 +51,29 @@ const PAGE = 500;
 
 class RestSource implements ListingSource {
   rows: (start: number, count: number) => Promise<Row[]>;
-  thumb: (row: Row) => Promise<Thumb>;
+  private readonly inFlight = new Map<string, AbortController>();
 
-  constructor(view: () => Row[], thumb: (row: Row) => Promise<Thumb>) {
+  constructor(
+    view: () => Row[],
+    private readonly fetchThumb: (row: Row, signal: AbortSignal) => Promise<Thumb>
+  ) {
     this.rows = (start, count) => Promise.resolve(view().slice(start, start + count));
-    this.thumb = thumb;
+  }
+
+  thumb(row: Row): Promise<Thumb> {
+    const controller = new AbortController();
+    this.inFlight.set(row.name, controller);
+    return this.fetchThumb(row, controller.signal).finally(() => {
+      if (this.inFlight.get(row.name) === controller) {
+        this.inFlight.delete(row.name);
+      }
+    });
+  }
+
+  /** The row scrolled away: its request is aborted (the server stops waiting on it). */
+  cancelThumb(row: Row): void {
+    this.inFlight.get(row.name)?.abort();
+    this.inFlight.delete(row.name);
   }
 }
 
@@ -111,7 +129,7 @@ export class BrowsePanel extends Widget {
     this.status = h('div', { class: 'bioimnb-status' });
     this.error = h('div', { class: 'bioimnb-error', role: 'alert' });
     this.facts = h('div', { class: 'bioimnb-facts' });
-    const source = new RestSource(() => this.view, row => this.thumbOf(row));
+    const source = new RestSource(() => this.view, (row, signal) => this.thumbOf(row, signal));
     this.list = new VirtualList(source, {
       onOpen: row => this.open(row),
       onSelect: (_names, focus) => this.showFacts(this.view.find(r => r.name === focus) ?? null)
@@ -220,10 +238,10 @@ export class BrowsePanel extends Widget {
     return this.path ? `${this.path}/${row.name}` : row.name;
   }
 
-  private async thumbOf(row: Row): Promise<Thumb> {
+  private async thumbOf(row: Row, signal: AbortSignal): Promise<Thumb> {
     const params = this.routeParams(this.entryPath(row));
     params.set('size', '80');
-    const blob = await this.options.getBlob(`api/thumbnail?${params.toString()}`);
+    const blob = await this.options.getBlob(`api/thumbnail?${params.toString()}`, { signal });
     return { url: URL.createObjectURL(blob) };
   }
 
