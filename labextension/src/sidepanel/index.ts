@@ -70,7 +70,7 @@ class RestSource implements ListingSource {
     });
   }
 
-  /** The row scrolled away: its request is aborted (the server stops waiting on it). */
+  /** The row scrolled away: its request is aborted, freeing one of the browser's few connections to the server for the rows in view. */
   cancelThumb(row: Row): void {
     this.inFlight.get(row.name)?.abort();
     this.inFlight.delete(row.name);
