@@ -28,6 +28,7 @@ __all__ = ["ObjectReader", "RangeFile", "object_reader"]
 
 _KNOWN = frozenset({"key", "secret", "token", "anon", "endpoint_url", "client_kwargs", "config_kwargs"})
 _CONFIG = frozenset({"connect_timeout", "read_timeout", "retries", "s3"})
+_CA_BUNDLES = ("AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE")
 _STORES: dict[tuple[Any, ...], Any] = {}
 _LOCK = threading.Lock()
 
@@ -159,6 +160,8 @@ def _store_config(options: dict[str, Any], bucket: str = "") -> dict[str, Any] |
     """obstore settings equal to these s3fs options, or None when there are none."""
     if set(options) - _KNOWN:
         return None
+    if not str(options.get("endpoint_url") or "").startswith("http://") and _private_ca():
+        return None  # a certificate authority botocore is told about and obstore is not
     client_kwargs = dict(options.get("client_kwargs") or {})
     region = client_kwargs.pop("region_name", None) or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if client_kwargs:
@@ -199,6 +202,19 @@ def _store_config(options: dict[str, Any], bucket: str = "") -> dict[str, Any] |
         client["timeout"] = f"{float(config_kwargs['read_timeout']):g}s"
     out["client_options"] = client
     return out
+
+
+def _private_ca() -> bool:
+    """Whether botocore is pointed at a CA bundle other than the system's (obstore trusts the
+    system's certificates only)."""
+    system = {
+        os.path.realpath(p)
+        for p in (os.environ.get("SSL_CERT_FILE") or "", "/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
+        if p
+    }
+    return any(
+        os.environ.get(name) and os.path.realpath(os.environ[name]) not in system for name in _CA_BUNDLES
+    )
 
 
 def _builtin(exc: BaseException) -> BaseException:

@@ -112,17 +112,23 @@ def test_errors_are_the_usual_one_line_errors(s3, bucket):
     ],
 )
 def test_only_options_obstore_can_be_given_exactly(options, used, monkeypatch):
-    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", *objects._CA_BUNDLES):
         monkeypatch.delenv(name, raising=False)
     assert (objects._store_config(options) is not None) is used
     if used:
+        monkeypatch.setenv("AWS_CA_BUNDLE", "/etc/ssl/private-ca.pem")  # botocore's, not obstore's
+        plain_http = str(options.get("endpoint_url", "")).startswith("http://")
+        assert (objects._store_config(options) is not None) is plain_http  # no TLS, no CA needed
+        monkeypatch.setenv("AWS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")  # the system's
+        assert objects._store_config(options) is not None
+        monkeypatch.delenv("AWS_CA_BUNDLE")
         monkeypatch.setenv("AWS_SESSION_TOKEN", "from-the-environment")
         expect = "token" in options or "anon" in options
         assert (objects._store_config(options) is not None) is expect
 
 
 def test_addressing_follows_botocore(monkeypatch):
-    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", *objects._CA_BUNDLES):
         monkeypatch.delenv(name, raising=False)
     aws = {"key": "k", "secret": "s", "client_kwargs": {"region_name": "eu-west-1"}}
     assert objects._store_config(aws, "lab-data")["virtual_hosted_style_request"] is True
