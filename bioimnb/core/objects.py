@@ -179,6 +179,7 @@ def _store_config(options: dict[str, Any], bucket: str = "") -> dict[str, Any] |
     if options.get("anon"):
         out["skip_signature"] = True
     elif options.get("key") and options.get("secret"):
+        out["skip_signature"] = False  # whatever AWS_SKIP_SIGNATURE says: these keys sign
         out["access_key_id"] = str(options["key"])
         out["secret_access_key"] = str(options["secret"])
         if options.get("token"):

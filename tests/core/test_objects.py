@@ -137,4 +137,5 @@ def test_addressing_follows_botocore(monkeypatch):
     assert objects._store_config(path_style, "lab-data")["virtual_hosted_style_request"] is False
     own = {"key": "k", "secret": "s", "endpoint_url": "http://127.0.0.1:9"}
     config = objects._store_config(own, "lab-data")
+    assert config["skip_signature"] is False  # set, so AWS_SKIP_SIGNATURE in the environment cannot unsign
     assert config["virtual_hosted_style_request"] is False and config["client_options"]["allow_http"] is True
