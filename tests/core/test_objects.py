@@ -19,6 +19,13 @@ from bioimnb.core.objects import object_reader
 from bioimnb.core.storage import resolve, storage_errors
 
 
+@pytest.fixture(autouse=True)
+def _no_session_token(monkeypatch):
+    """A session token in the environment would send these reads back to s3fs (by design)."""
+    for name in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="module")
 def big(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[np.ndarray]]:
     """A tiled 3-level OME-TIFF pyramid of about 12 MiB: read in blocks, not whole."""
