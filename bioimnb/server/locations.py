@@ -145,8 +145,27 @@ class _Thumbnails:
                 self.items.popitem(last=False)
 
 
+class _ClientGone(Exception):
+    """The browser closed the request before its work began (a thumbnail scrolled away)."""
+
+
 class _LocationHandler(_ImageHandler):
-    """Base: the ``location`` parameter, resolved to a :class:`ServerLocation` (404 if none)."""
+    """Base: the ``location`` parameter, resolved to a :class:`ServerLocation` (404 if none).
+    Work still queued when the browser closes the request is not done."""
+
+    _gone = False
+
+    def on_connection_close(self) -> None:
+        self._gone = True
+        super().on_connection_close()
+
+    def _unless_gone(self, work: Any) -> Any:
+        def run() -> Any:
+            if self._gone:
+                raise _ClientGone()
+            return work()
+
+        return run
 
     @property
     def server_location(self) -> ServerLocation:
@@ -163,16 +182,19 @@ class _LocationHandler(_ImageHandler):
             params = self.parse()
             if loc.id == ROOT_ID:
                 fs_path = self.service.resolve(rel)  # confinement, hidden files: as the image routes
-                result = await self.service.run_for(fs_path, lambda: self.work_root(rel, fs_path, params))
+                result = await self.service.run_for(fs_path, self._unless_gone(lambda: self.work_root(rel, fs_path, params)))
             else:
                 if not rel:
                     raise BadRequest("missing parameter 'path' (a path relative to the location)")
                 refuse_hidden(rel, self.service.allow_hidden)
-                result = await self.service.run(lambda: self.work_remote(loc, rel, params))
+                result = await self.service.run(self._unless_gone(lambda: self.work_remote(loc, rel, params)))
+        except _ClientGone:
+            return
         except Exception as exc:
             self.fail_with(exc, rel or ".")
             return
-        self.respond(result)
+        if not self._gone:
+            self.respond(result)
 
     def work_root(self, rel: str, fs_path: str, params: Any) -> Any:
         raise NotImplementedError

@@ -182,3 +182,49 @@ async def test_location_routes_are_authorized(jp_fetch: Any, jp_serverapp: Any) 
         with pytest.raises(HTTPClientError) as info:
             await jp_fetch("bioimnb", "api", route, params=params)
         assert info.value.code == 403, route
+
+
+async def test_a_thumbnail_the_browser_gave_up_on_is_not_made(
+    jp_fetch: Any, jp_root_dir: Path, jp_serverapp: Any, monkeypatch: Any
+) -> None:
+    """The side panel aborts thumbnail requests of rows scrolled away: work still queued when
+    its request closes is skipped; the requests that stayed are answered."""
+    import asyncio
+    import threading
+
+    import tifffile
+
+    from bioimnb.server import locations as mod
+    from bioimnb.server.handlers import SERVICE_KEY
+
+    await jp_fetch("bioimnb", "api", "locations")  # the service exists once the extension answered
+    threads = len(jp_serverapp.web_app.settings[SERVICE_KEY].pool._threads)
+    names = [f"t{i:02d}.tif" for i in range(threads + 1)]
+    for i, name in enumerate(names):
+        tifffile.imwrite(jp_root_dir / name, np.full((32, 32), i, np.uint8))
+    release = threading.Event()
+    made: list[str] = []
+    real = mod.thumbnail
+
+    def slow(source: Any, size: int, **kw: Any) -> bytes:
+        made.append(Path(str(source)).name)
+        release.wait(30)
+        return real(source, size, **kw)
+
+    monkeypatch.setattr(mod, "thumbnail", slow)
+    busy = [
+        asyncio.ensure_future(jp_fetch("bioimnb", "api", "thumbnail", params={"path": n})) for n in names[:-1]
+    ]
+    for _ in range(200):  # every pool thread is making a thumbnail
+        if len(made) == threads:
+            break
+        await asyncio.sleep(0.05)
+    assert sorted(made) == sorted(names[:-1])
+    with pytest.raises(Exception):  # noqa: B017 - the browser gives up (a client timeout closes the request)
+        await jp_fetch("bioimnb", "api", "thumbnail", params={"path": names[-1]}, request_timeout=0.5)
+    await asyncio.sleep(0.5)  # the server notices the closed connection
+    release.set()
+    answered = await asyncio.gather(*busy)
+    assert all(r.code == 200 and r.body[:8] == b"\x89PNG\r\n\x1a\n" for r in answered)
+    await asyncio.sleep(0.5)
+    assert names[-1] not in made, made
