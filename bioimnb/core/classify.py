@@ -27,6 +27,7 @@ from .storage import Resolved, open_confined, read_confined, resolve, storage_er
 __all__ = [
     "MRXS_SUFFIX",
     "ZARR_MARKERS",
+    "ZARR_METADATA_NAMES",
     "Classified",
     "classify",
     "classify_resolved",
@@ -38,6 +39,8 @@ __all__ = [
 Kind = Literal["folder", "image", "file"]
 
 ZARR_MARKERS = ("zarr.json", ".zattrs", ".zgroup", ".zarray")
+ZARR_METADATA_NAMES = frozenset({*ZARR_MARKERS, ".zmetadata"})
+"""Every zarr metadata document name (the markers plus v2 consolidated metadata)."""
 """Files whose presence at the top of a folder makes it a zarr node (v3; v2 attributes, group,
 array), in the order they are read."""
 OME_KEYS = ("multiscales", "plate", "well", "bioformats2raw.layout", "labels")

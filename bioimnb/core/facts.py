@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .classify import Classified
+from .classify import ZARR_MARKERS, ZARR_METADATA_NAMES, Classified
 from .errors import BioimnbError
 from .jobs import Executor
 from .version import VERSION
@@ -228,7 +228,7 @@ def image_facts(
         facts.bytes, facts.files = listing.bytes, listing.files
         facts.modified = iso_time(listing.oldest)
         keys = listing.metadata_keys
-        if keys is not None and not keys & {"zarr.json", ".zgroup", ".zarray", ".zattrs"}:
+        if keys is not None and not keys & set(ZARR_MARKERS):
             keys = None  # the listing does not show what the classification read: trust neither
         res = replace(res, prefetched=found.documents, listed=keys)
     try:
@@ -306,9 +306,6 @@ class _Listing:
     """Keys (relative to the store) of every zarr metadata document in it."""
 
 
-_META_NAMES = frozenset({"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"})
-
-
 def _store_listing(source: str, storage_options: dict[str, Any]) -> _Listing:
     """Size, file count, oldest modification and metadata documents of a folder store (a zarr),
     by listing it: no file is read.  Unknown (all None) when it cannot be listed."""
@@ -343,7 +340,7 @@ def _store_listing(source: str, storage_options: dict[str, Any]) -> _Listing:
                 if when is not None:
                     oldest = when if oldest is None else min(oldest, when)
                 path = f"{bucket}/{key}"
-                if path.rsplit("/", 1)[-1] in _META_NAMES and path.startswith(top):
+                if path.rsplit("/", 1)[-1] in ZARR_METADATA_NAMES and path.startswith(top):
                     keys.add(path[len(top) :])
             return _Listing(total, count, oldest, frozenset(keys))
         for path, info in res.fs.find(res.path, withdirs=False, detail=True).items():
@@ -352,7 +349,7 @@ def _store_listing(source: str, storage_options: dict[str, Any]) -> _Listing:
             when = _seconds(info.get("LastModified") or info.get("mtime") or info.get("last_modified"))
             if when is not None:
                 oldest = when if oldest is None else min(oldest, when)
-            if path.rsplit("/", 1)[-1] in _META_NAMES and path.startswith(top):
+            if path.rsplit("/", 1)[-1] in ZARR_METADATA_NAMES and path.startswith(top):
                 keys.add(path[len(top) :])
         return _Listing(total, count, oldest, frozenset(keys))
     except Exception:  # noqa: BLE001 - unknown rather than wrong

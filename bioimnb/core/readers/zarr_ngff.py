@@ -39,6 +39,7 @@ from zarr.core.metadata import ArrayV2Metadata
 from zarr.storage import FsspecStore, LocalStore
 
 from ..axes import AxisMap
+from ..classify import ZARR_METADATA_NAMES
 from ..errors import BioimnbError, CorruptFile, PathEscapesRoot, UnsupportedFormat
 from ..limits import limits
 from ..metadata.ome import color_hex, parse_ome_xml, synthesize_ome
@@ -62,7 +63,7 @@ header saying so describes a grid that no reader could walk (and dask could not 
 
 # -- confined local store -----------------------------------------------------------------------
 _PROC_FD = os.path.isdir("/proc/self/fd")
-_METADATA_NAMES = frozenset({"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"})
+_METADATA_NAMES = ZARR_METADATA_NAMES
 
 
 class ConfinedLocalStore(LocalStore):
