@@ -155,18 +155,24 @@ def test_failed_picture_still_shows_the_widget(quad: Path) -> None:
     v.close()
 
 
-def test_headless_run_stores_the_last_view(quad: Path, tmp_path: Path) -> None:
-    """nbclient (no browser): the viewer's output holds widget + picture + caption; a later cell
-    that moves the view updates that output, so the saved notebook shows the last view."""
+def _viewer_notebook(quad: Path, *later: str) -> nbformat.NotebookNode:
+    """A notebook whose first cell shows the viewer of ``quad`` (as ``v``), then ``later``
+    cells, executed headless by nbclient."""
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell(
             f"import bioimnb\nv = bioimnb.view({str(quad)!r}, view={{'channels': {CHANNELS!r}}})\nv"
         ),
-        nbformat.v4.new_code_cell("v.go_to(1024, 1024, zoom=1.0)\nv.set_channel(1, visible=False)"),
-        nbformat.v4.new_code_cell("print('unrelated')"),
+        *(nbformat.v4.new_code_cell(code) for code in later),
     ]
     NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    return nb
+
+
+def test_headless_run_stores_the_last_view(quad: Path, tmp_path: Path) -> None:
+    """nbclient (no browser): the viewer's output holds widget + picture + caption; a later cell
+    that moves the view updates that output, so the saved notebook shows the last view."""
+    nb = _viewer_notebook(quad, "v.go_to(1024, 1024, zoom=1.0)\nv.set_channel(1, visible=False)", "print('unrelated')")
     path = tmp_path / "saved.ipynb"
     nbformat.write(nb, path)
     saved = nbformat.read(path, as_version=4)
@@ -235,16 +241,12 @@ def test_browser_output_holds_a_static_listing(quad: Path, tmp_path: Path) -> No
 def test_no_update_once_a_browser_draws_the_viewer(quad: Path) -> None:
     """Once the browser has talked to the viewer (it draws it), later view changes leave the
     output alone: re-publishing it would make JupyterLab draw the widget anew under the user."""
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        nbformat.v4.new_code_cell(
-            f"import bioimnb\nv = bioimnb.view({str(quad)!r}, view={{'channels': {CHANNELS!r}}})\nv"
-        ),
+    nb = _viewer_notebook(
+        quad,
         # what the viewer's front end sends first: an info request (as a comm message would)
-        nbformat.v4.new_code_cell("v._on_msg(v, {'type': 'info', 'id': 'first', 'scene': 0}, [])"),
-        nbformat.v4.new_code_cell("v.go_to(1024, 1024, zoom=1.0)"),
-    ]
-    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+        "v._on_msg(v, {'type': 'info', 'id': 'first', 'scene': 0}, [])",
+        "v.go_to(1024, 1024, zoom=1.0)",
+    )
     (out,) = nb.cells[0].outputs
     assert out.data["text/plain"] == "bioimnb viewer: quad.ome.tif, scene 0, level 2, 512 x 512 px"
     assert WIDGET in out.data
